@@ -1,0 +1,296 @@
+//! Document storage in SQLite, shared by the node and the sync server.
+//!
+//! Each document is a sequence of chunks in `doc_chunks`: an optional compacted snapshot
+//! (`Automerge::save`) followed by incremental changes (`Automerge::save_after`). Loading
+//! concatenates the chunks in order, which automerge accepts as one input. When a document
+//! has more than [`COMPACT_AFTER`] chunks, they are replaced by one snapshot in the same
+//! SQLite transaction as the write that crossed the limit.
+//!
+//! The functions take a `rusqlite::Connection` (or a transaction, which derefs to one) so
+//! the caller decides the transaction boundaries: a fact's document change and its
+//! projection rows commit together.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use automerge::{Automerge, ChangeHash, sync};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::docs::{self, DocError, DocId};
+
+/// Number of incremental chunks after which a document is compacted into one snapshot.
+pub const COMPACT_AFTER: i64 = 256;
+
+/// Errors from document storage.
+#[derive(Debug, thiserror::Error)]
+pub enum DocStoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The stored bytes are not a valid automerge document.
+    #[error("document {doc}: stored bytes do not load: {source}")]
+    Corrupt {
+        /// The document.
+        doc: String,
+        /// Automerge's reason.
+        source: automerge::AutomergeError,
+    },
+    /// A document-level error.
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+/// The tables this module owns. Idempotent.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS doc_chunks (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    bytes  BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS doc_chunks_by_doc ON doc_chunks(doc_id, seq);
+CREATE TABLE IF NOT EXISTS sync_states (
+    peer   TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    state  BLOB NOT NULL,
+    PRIMARY KEY (peer, doc_id)
+);
+";
+
+/// Creates the tables.
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn migrate(conn: &Connection) -> Result<(), DocStoreError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// Loads a document from its chunks, or `None` if it has none.
+///
+/// # Errors
+/// [`DocStoreError::Corrupt`] when the bytes do not load; [`DocStoreError::Sqlite`].
+pub fn load(conn: &Connection, doc: &DocId) -> Result<Option<Automerge>, DocStoreError> {
+    let mut stmt = conn.prepare_cached("SELECT bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query(params![doc.to_string()])?;
+    let mut bytes = Vec::new();
+    let mut any = false;
+    while let Some(row) = rows.next()? {
+        any = true;
+        bytes.extend_from_slice(&row.get::<_, Vec<u8>>(0)?);
+    }
+    if !any {
+        return Ok(None);
+    }
+    let mut am = Automerge::load(&bytes).map_err(|source| DocStoreError::Corrupt {
+        doc: doc.to_string(),
+        source,
+    })?;
+    if matches!(doc, DocId::Catalog) {
+        // Give this process its own actor: never reuse the genesis actor for edits.
+        am.set_actor(automerge::ActorId::random());
+    }
+    Ok(Some(am))
+}
+
+/// Ids of every stored document.
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`]; ids that do not parse are skipped.
+pub fn list(conn: &Connection) -> Result<Vec<DocId>, DocStoreError> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT doc_id FROM doc_chunks ORDER BY doc_id")?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for id in ids {
+        if let Ok(d) = id?.parse() {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores what changed in `am` since `before` (nothing if nothing did), compacting the
+/// document when it has too many chunks.
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn persist(
+    conn: &Connection,
+    doc: &DocId,
+    am: &Automerge,
+    before: &[ChangeHash],
+) -> Result<(), DocStoreError> {
+    let after = am.get_heads();
+    if after == before {
+        return Ok(());
+    }
+    let id = doc.to_string();
+    let chunk = am.save_after(before);
+    conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
+        .execute(params![id, chunk])?;
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM doc_chunks WHERE doc_id = ?1")?
+        .query_row(params![id], |r| r.get(0))?;
+    if n > COMPACT_AFTER {
+        compact(conn, doc, am)?;
+    }
+    Ok(())
+}
+
+/// Replaces a document's chunks with one snapshot.
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn compact(conn: &Connection, doc: &DocId, am: &Automerge) -> Result<(), DocStoreError> {
+    let id = doc.to_string();
+    conn.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
+        .execute(params![id, am.save()])?;
+    Ok(())
+}
+
+/// Saves the sync state with `peer` for `doc` (only the part automerge persists: the
+/// shared heads).
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn save_state(
+    conn: &Connection,
+    peer: &str,
+    doc: &DocId,
+    state: &sync::State,
+) -> Result<(), DocStoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sync_states (peer, doc_id, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (peer, doc_id) DO UPDATE SET state = excluded.state",
+    )?
+    .execute(params![peer, doc.to_string(), state.encode()])?;
+    Ok(())
+}
+
+/// Loads a saved sync state; `None` if there is none or it does not decode (a fresh state
+/// is always safe, only slower).
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn load_state(conn: &Connection, peer: &str, doc: &DocId) -> Result<Option<sync::State>, DocStoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND doc_id = ?2")?
+        .query_row(params![peer, doc.to_string()], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.and_then(|b| sync::State::decode(&b).ok()))
+}
+
+/// An in-memory cache of loaded documents over one SQLite database. Documents load on
+/// demand and the least recently used leave memory beyond `capacity`.
+#[derive(Debug)]
+pub struct DocCache {
+    docs: HashMap<DocId, (Automerge, Instant)>,
+    capacity: usize,
+}
+
+impl DocCache {
+    /// A cache that keeps at most `capacity` documents in memory (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            docs: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The document, loaded from `conn` or created empty (not yet stored) if it does not
+    /// exist.
+    ///
+    /// # Errors
+    /// [`DocStoreError`] from loading.
+    pub fn get_or_create(&mut self, conn: &Connection, doc: &DocId) -> Result<&mut Automerge, DocStoreError> {
+        if !self.docs.contains_key(doc) {
+            self.evict();
+            let am = match load(conn, doc)? {
+                Some(am) => am,
+                None => docs::empty_doc(doc)?,
+            };
+            self.docs.insert(doc.clone(), (am, Instant::now()));
+        }
+        let entry = self
+            .docs
+            .get_mut(doc)
+            .ok_or_else(|| DocError::Schema("cache entry vanished".into()))?;
+        entry.1 = Instant::now();
+        Ok(&mut entry.0)
+    }
+
+    /// Drops a document from memory (e.g. after a failed write, so the next use reloads
+    /// the durable state).
+    pub fn forget(&mut self, doc: &DocId) {
+        self.docs.remove(doc);
+    }
+
+    /// Drops every document from memory.
+    pub fn clear(&mut self) {
+        self.docs.clear();
+    }
+
+    fn evict(&mut self) {
+        while self.docs.len() >= self.capacity {
+            let Some(oldest) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                return;
+            };
+            self.docs.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::tests_support::sample;
+
+    #[test]
+    fn chunks_load_back_and_compact() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let doc: DocId = "ledger/a/2024-01-01".parse().unwrap();
+        let mut am = docs::ledger_empty();
+        for _ in 0..(COMPACT_AFTER + 5) {
+            let before = am.get_heads();
+            let mut f = sample();
+            f.id = crate::ids::FactId::new();
+            docs::append_facts(&mut am, &[f]).unwrap();
+            persist(&conn, &doc, &am, &before).unwrap();
+        }
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM doc_chunks", [], |r| r.get(0))
+            .unwrap();
+        assert!(n < COMPACT_AFTER, "compacted, {n} chunks");
+        let back = load(&conn, &doc).unwrap().unwrap();
+        assert_eq!(back.get_heads(), am.get_heads());
+        assert_eq!(docs::ledger_len(&back), (COMPACT_AFTER + 5) as usize);
+        assert_eq!(list(&conn).unwrap(), vec![doc.clone()]);
+        let mut cache = DocCache::new(1);
+        assert_eq!(
+            docs::ledger_len(cache.get_or_create(&conn, &doc).unwrap()),
+            (COMPACT_AFTER + 5) as usize
+        );
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_not_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        conn.execute(
+            "INSERT INTO doc_chunks (doc_id, bytes) VALUES ('catalog', x'deadbeef')",
+            [],
+        )
+        .unwrap();
+        assert!(matches!(
+            load(&conn, &DocId::Catalog),
+            Err(DocStoreError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,21 @@
+//! Caja shared domain: the types every component agrees on.
+//!
+//! - [`money`]: exact amounts in minor units, ISO 4217 currencies and the one rounding rule.
+//! - [`ids`]: UUIDv7 id newtypes and store codes.
+//! - [`hlc`]: the hybrid logical clock that orders facts.
+//! - [`facts`]: immutable business events (sales, refunds, stock movements).
+//! - [`docs`]: document ids and the automerge schemas of the catalog and the ledgers.
+//! - [`docstore`]: automerge documents stored as chunks in SQLite, with an LRU cache.
+//! - [`protocol`]: the versioned QUIC wire frames.
+//! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
+//! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
+
+pub mod barcode;
+pub mod docs;
+pub mod docstore;
+pub mod facts;
+pub mod hlc;
+pub mod ids;
+pub mod money;
+pub mod protocol;
+pub mod sync;
