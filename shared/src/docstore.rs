@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS doc_chunks (
     bytes  BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS doc_chunks_by_doc ON doc_chunks(doc_id, seq);
+CREATE TABLE IF NOT EXISTS doc_heads (
+    doc_id TEXT PRIMARY KEY,
+    heads  BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sync_states (
     peer   TEXT NOT NULL,
     doc_id TEXT NOT NULL,
@@ -134,6 +138,30 @@ pub fn persist(
         compact(conn, doc, am)?;
     }
     Ok(())
+}
+
+/// The stored heads of every document (without loading any), for announcing on connect.
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`]; rows whose id does not parse are skipped.
+pub fn all_heads(conn: &Connection) -> Result<Vec<(DocId, Vec<ChangeHash>)>, DocStoreError> {
+    let mut stmt = conn.prepare_cached("SELECT doc_id, heads FROM doc_heads ORDER BY doc_id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, bytes) = row?;
+        let Ok(doc) = id.parse::<DocId>() else { continue };
+        let heads = bytes
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                ChangeHash(h)
+            })
+            .collect();
+        out.push((doc, heads));
+    }
+    Ok(out)
 }
 
 /// Replaces a document's chunks with one snapshot.
@@ -272,6 +300,7 @@ mod tests {
         assert_eq!(back.get_heads(), am.get_heads());
         assert_eq!(docs::ledger_len(&back), (COMPACT_AFTER + 5) as usize);
         assert_eq!(list(&conn).unwrap(), vec![doc.clone()]);
+        assert_eq!(all_heads(&conn).unwrap(), vec![(doc.clone(), am.get_heads())]);
         let mut cache = DocCache::new(1);
         assert_eq!(
             docs::ledger_len(cache.get_or_create(&conn, &doc).unwrap()),
