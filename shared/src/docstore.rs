@@ -131,6 +131,12 @@ pub fn persist(
     let chunk = am.save_after(before);
     conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
         .execute(params![id, chunk])?;
+    let heads: Vec<u8> = after.iter().flat_map(|h| h.0).collect();
+    conn.prepare_cached(
+        "INSERT INTO doc_heads (doc_id, heads) VALUES (?1, ?2)
+         ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads",
+    )?
+    .execute(params![id, heads])?;
     let n: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM doc_chunks WHERE doc_id = ?1")?
         .query_row(params![id], |r| r.get(0))?;
