@@ -1,1 +1,37 @@
-//! placeholder
+//! Caja sync server: the QUIC hub store nodes replicate their documents with, and the
+//! admin REST API for head office.
+//!
+//! Modules:
+//! - [`server`] holds [`SyncServer`], the entry point (open, serve, admin operations).
+//! - [`config`] holds command-line and environment settings of the `caja-sync` binary.
+//! - [`error`] holds [`ServerError`].
+//! - [`tls`] holds the server's CA and certificate (rcgen), QUIC server TLS config.
+//! - [`client`] holds what a node needs to connect: a client config pinning the CA.
+//! - [`wire`] holds length-prefixed frames on QUIC streams.
+//! - [`db`] holds the SQLite database: opening, stores.
+//! - [`projection`] holds facts received, as rows for reports.
+//! - [`report`] holds the chain sales report.
+//! - `hub`, `host`, `catalog`, `quic` (private): shared state, the server's document
+//!   host, catalog operations, the QUIC accept loop and sessions.
+//! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
+
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod projection;
+pub mod report;
+pub mod server;
+pub mod tls;
+pub mod wire;
+
+mod catalog;
+mod host;
+mod hub;
+mod quic;
+
+pub use catalog::validate_product;
+pub use error::ServerError;
+pub use report::{SalesReport, StoreReport, Totals};
+pub use server::{CatalogSummary, StoreStatus, SyncServer};

@@ -1,1 +1,87 @@
-fn main() {}
+//! `caja-sync`: the sync server binary. Thin: parses the command line and calls the
+//! library.
+
+use anyhow::Context;
+use caja_sync_server::SyncServer;
+use caja_sync_server::config::{Cli, Command, StoreCommand};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Another component may have installed it already; either way ring is the provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+                .init();
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(serve(args))
+        }
+        Command::Store {
+            command: StoreCommand::Add { code, name, data },
+        } => {
+            let conn = caja_sync_server::db::open(&data.data_dir)
+                .with_context(|| format!("opening the database in {}", data.data_dir.display()))?;
+            let token = caja_sync_server::db::create_store(&conn, &code, &name)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::CaFingerprint(data) => {
+            std::fs::create_dir_all(&data.data_dir)
+                .with_context(|| format!("creating {}", data.data_dir.display()))?;
+            let tls = caja_sync_server::tls::TlsMaterial::load_or_create(&data.data_dir)?;
+            println!("{}", tls.ca_fingerprint());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> {
+    let server = SyncServer::open(&args.data.data_dir, args.currency)
+        .with_context(|| format!("opening data dir {}", args.data.data_dir.display()))?;
+    let quic = std::net::UdpSocket::bind(args.listen_quic)
+        .with_context(|| format!("binding QUIC on {}", args.listen_quic))?;
+    let http = tokio::net::TcpListener::bind(args.listen_http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", args.listen_http))?;
+    tracing::info!(
+        quic = %quic.local_addr()?,
+        http = %http.local_addr()?,
+        ca_fingerprint = %server.ca_fingerprint(),
+        data_dir = %args.data.data_dir.display(),
+        "caja-sync serving"
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    server.serve(quic, http, shutdown).await?;
+    tracing::info!("caja-sync stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,133 @@
+//! Catalog operations of head office on the server's replica: writing products,
+//! reading them back and the catalog's heads.
+
+use caja_shared::docs::{self, DocId, Product};
+use caja_shared::docstore;
+
+use crate::error::ServerError;
+use crate::hub::Core;
+
+/// Makes sure the catalog exists on disk (its shared genesis change), so it is announced
+/// to nodes from the first connection.
+///
+/// # Errors
+/// [`ServerError::DocStore`] / [`ServerError::Sqlite`].
+pub(crate) fn ensure(core: &mut Core) -> Result<(), ServerError> {
+    if docstore::all_heads(&core.conn)?
+        .iter()
+        .any(|(d, _)| *d == DocId::Catalog)
+    {
+        return Ok(());
+    }
+    let Core { conn, cache, .. } = core;
+    let am = cache.get_or_create(conn, &DocId::Catalog)?;
+    docstore::persist(conn, &DocId::Catalog, am, &[])?;
+    Ok(())
+}
+
+/// Writes products in one automerge transaction and persists the change. Returns whether
+/// the catalog changed.
+///
+/// # Errors
+/// [`ServerError::Doc`] / [`ServerError::DocStore`] / [`ServerError::Sqlite`]; the
+/// in-memory catalog is then dropped so it reloads from disk.
+pub(crate) fn put_products(core: &mut Core, products: &[Product]) -> Result<bool, ServerError> {
+    let result: Result<bool, ServerError> = (|| {
+        let Core { conn, cache, .. } = &mut *core;
+        let am = cache.get_or_create(conn, &DocId::Catalog)?;
+        let before = am.get_heads();
+        docs::put_products(am, products)?;
+        let tx = conn.transaction()?;
+        docstore::persist(&tx, &DocId::Catalog, am, &before)?;
+        tx.commit()?;
+        Ok(am.get_heads() != before)
+    })();
+    if result.is_err() {
+        core.cache.forget(&DocId::Catalog);
+    }
+    result
+}
+
+/// The catalog's heads as sorted lowercase hex strings.
+///
+/// # Errors
+/// [`ServerError::DocStore`] if the catalog cannot be loaded.
+pub(crate) fn heads(core: &mut Core) -> Result<Vec<String>, ServerError> {
+    let Core { conn, cache, .. } = core;
+    let am = cache.get_or_create(conn, &DocId::Catalog)?;
+    let mut out: Vec<String> = am.get_heads().iter().map(|h| hex::encode(h.0)).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// One product, or `None`.
+///
+/// # Errors
+/// [`ServerError::Doc`] when the stored product is invalid; [`ServerError::DocStore`].
+pub(crate) fn product(core: &mut Core, sku: &str) -> Result<Option<Product>, ServerError> {
+    let Core { conn, cache, .. } = core;
+    let am = cache.get_or_create(conn, &DocId::Catalog)?;
+    Ok(docs::product(am, sku)?)
+}
+
+/// Number of products.
+///
+/// # Errors
+/// [`ServerError::Doc`] / [`ServerError::DocStore`].
+pub(crate) fn product_count(core: &mut Core) -> Result<usize, ServerError> {
+    let Core { conn, cache, .. } = core;
+    let am = cache.get_or_create(conn, &DocId::Catalog)?;
+    Ok(docs::skus(am)?.len())
+}
+
+/// Checks and normalises a product before it enters the catalog: SKU 1-64 characters
+/// without control characters, a non-empty name without control characters (at most 500
+/// characters), a non-negative unit price, a tax rate between 0 and 1, a valid GTIN
+/// barcode (normalised to 13 digits) and a category without control characters.
+///
+/// # Errors
+/// [`ServerError::Invalid`] saying which field is wrong and why.
+pub fn validate_product(mut p: Product) -> Result<Product, ServerError> {
+    let bad = |msg: String| Err(ServerError::Invalid(msg));
+    let sku_len = p.sku.chars().count();
+    if sku_len == 0 || sku_len > 64 || p.sku.chars().any(char::is_control) {
+        return bad(format!(
+            "sku {:?} must be 1-64 characters without control characters",
+            p.sku
+        ));
+    }
+    let name_len = p.name.trim().chars().count();
+    if name_len == 0 || name_len > 500 || p.name.chars().any(char::is_control) {
+        return bad(format!(
+            "product {}: name must be 1-500 characters without control characters",
+            p.sku
+        ));
+    }
+    if p.unit_price.is_sign_negative() && !p.unit_price.is_zero() {
+        return bad(format!(
+            "product {}: unit_price {} is negative",
+            p.sku, p.unit_price
+        ));
+    }
+    if p.tax_rate.is_sign_negative() && !p.tax_rate.is_zero() || p.tax_rate > rust_decimal::Decimal::ONE {
+        return bad(format!(
+            "product {}: tax_rate {} must be a fraction between 0 and 1",
+            p.sku, p.tax_rate
+        ));
+    }
+    if let Some(code) = &p.barcode {
+        match caja_shared::barcode::normalize_gtin(code) {
+            Ok(n) => p.barcode = Some(n),
+            Err(e) => return bad(format!("product {}: {e}", p.sku)),
+        }
+    }
+    if let Some(c) = &p.category
+        && (c.chars().count() > 200 || c.chars().any(char::is_control))
+    {
+        return bad(format!(
+            "product {}: category must be at most 200 characters without control characters",
+            p.sku
+        ));
+    }
+    Ok(p)
+}

@@ -1,0 +1,261 @@
+//! The server's SQLite database: opening it, its own tables (stores, the facts
+//! projection, settings) beside the document tables of [`caja_shared::docstore`], and
+//! the store queries.
+//!
+//! One file, `caja-sync.db` in the data dir, in WAL mode with `synchronous=FULL`: a
+//! committed transaction survives a power cut.
+
+use std::path::Path;
+
+use caja_shared::docstore;
+use caja_shared::ids::StoreCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::error::ServerError;
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "caja-sync.db";
+
+/// The server's own tables. Idempotent.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stores (
+    code         TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    token_sha256 BLOB NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_contact TEXT
+);
+CREATE TABLE IF NOT EXISTS facts (
+    id            TEXT PRIMARY KEY,
+    store         TEXT NOT NULL,
+    business_date TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    currency      TEXT,
+    total_minor   INTEGER NOT NULL,
+    body          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS facts_by_store_day ON facts(store, business_date);
+CREATE TABLE IF NOT EXISTS fact_tenders (
+    fact_id      TEXT NOT NULL,
+    idx          INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    PRIMARY KEY (fact_id, idx)
+);
+";
+
+/// Opens (creating if needed) the database in `data_dir` with WAL and
+/// `synchronous=FULL`, and creates the tables.
+///
+/// # Errors
+/// [`ServerError::Io`] if the directory cannot be created; [`ServerError::Sqlite`] and
+/// [`ServerError::DocStore`] if the database cannot be opened or migrated.
+pub fn open(data_dir: &Path) -> Result<Connection, ServerError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
+    let conn = Connection::open(data_dir.join(DB_FILE))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Creates every table (documents and the server's own) on an open connection.
+///
+/// # Errors
+/// [`ServerError::Sqlite`] / [`ServerError::DocStore`].
+pub fn migrate(conn: &Connection) -> Result<(), ServerError> {
+    docstore::migrate(conn)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// A setting, if set.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, ServerError> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Sets a setting.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Current UTC time as RFC 3339 with seconds (`2024-01-01T12:00:00Z`).
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Checks a store name: 1-200 characters, no control characters.
+///
+/// # Errors
+/// [`ServerError::Invalid`] saying what is wrong.
+pub fn validate_store_name(name: &str) -> Result<(), ServerError> {
+    let n = name.trim().chars().count();
+    if n == 0 || n > 200 || name.chars().any(char::is_control) {
+        return Err(ServerError::Invalid(format!(
+            "store name {name:?} must be 1-200 characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Registers a store and returns its new node token: 32 random bytes in hex. Only the
+/// token's SHA-256 is stored, so it cannot be shown again.
+///
+/// # Errors
+/// [`ServerError::StoreExists`] if the code is taken, [`ServerError::Invalid`] for a bad
+/// name, [`ServerError::Sqlite`].
+pub fn create_store(conn: &Connection, code: &StoreCode, name: &str) -> Result<String, ServerError> {
+    validate_store_name(name)?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO stores (code, name, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            code.as_str(),
+            name.trim(),
+            token_hash(&token).to_vec(),
+            now_rfc3339()
+        ],
+    )?;
+    if inserted == 0 {
+        return Err(ServerError::StoreExists(code.clone()));
+    }
+    Ok(token)
+}
+
+/// Whether `token` is the store's node token. Compares the hashes in constant time; an
+/// unknown store is simply `false`.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn check_token(conn: &Connection, code: &StoreCode, token: &str) -> Result<bool, ServerError> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT token_sha256 FROM stores WHERE code = ?1",
+            params![code.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let given = token_hash(token);
+    Ok(match stored {
+        Some(s) if s.len() == 32 => s.iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0,
+        _ => false,
+    })
+}
+
+/// Records that a node of the store was heard from now.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn touch_store(conn: &Connection, code: &StoreCode) -> Result<(), ServerError> {
+    conn.execute(
+        "UPDATE stores SET last_contact = ?2 WHERE code = ?1",
+        params![code.as_str(), now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// One registered store as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRow {
+    /// The store code.
+    pub code: StoreCode,
+    /// Its display name.
+    pub name: String,
+    /// When a node of the store last spoke to the server (UTC), if ever.
+    pub last_contact: Option<DateTime<Utc>>,
+    /// Facts of the store the server has projected.
+    pub facts: u64,
+}
+
+/// Every registered store, by code.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn list_stores(conn: &Connection) -> Result<Vec<StoreRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.code, s.name, s.last_contact,
+                (SELECT COUNT(*) FROM facts f WHERE f.store = s.code)
+         FROM stores s ORDER BY s.code",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (code, name, last, facts) = row?;
+        let Ok(code) = code.parse::<StoreCode>() else {
+            continue;
+        };
+        out.push(StoreRow {
+            code,
+            name,
+            last_contact: last
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            facts: u64::try_from(facts).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_tokens_and_duplicates() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let a: StoreCode = "a".parse().unwrap();
+        let token = create_store(&conn, &a, "Store A").unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(matches!(
+            create_store(&conn, &a, "again"),
+            Err(ServerError::StoreExists(_))
+        ));
+        assert!(check_token(&conn, &a, &token).unwrap());
+        assert!(!check_token(&conn, &a, "nope").unwrap());
+        assert!(!check_token(&conn, &"b".parse().unwrap(), &token).unwrap());
+        touch_store(&conn, &a).unwrap();
+        let list = list_stores(&conn).unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list[0].last_contact.is_some());
+        assert!(matches!(
+            create_store(&conn, &"c".parse().unwrap(), "  "),
+            Err(ServerError::Invalid(_))
+        ));
+    }
+}

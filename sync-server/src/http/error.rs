@@ -1,0 +1,195 @@
+//! Errors of the admin API as RFC 9457 problem details (`application/problem+json`),
+//! and extractors whose rejections use the same body.
+//!
+//! Every problem has a stable `type` URI (`https://caja.dev/problems/<slug>`), a `title`,
+//! the `status` and a `detail` saying what was wrong. 5xx bodies are opaque: the cause is
+//! logged once, here.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ServerError;
+
+/// The media type of problem bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem, e.g. `https://caja.dev/problems/bad-request`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short human-readable summary of the kind.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What was wrong with this request.
+    pub detail: String,
+}
+
+/// Every client-visible outcome of the admin API that is not a success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a field is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the limit (1 MiB).
+    #[error("request body exceeds the 1 MiB limit")]
+    PayloadTooLarge,
+    /// The body is not JSON (`Content-Type` must be `application/json`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A fault on the server; the cause was logged.
+    #[error("internal error")]
+    Internal,
+}
+
+/// (status, slug, title) of a status code.
+fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad-request", "Bad request"),
+        404 => ("not-found", "Not found"),
+        405 => ("method-not-allowed", "Method not allowed"),
+        408 => ("timeout", "Request timeout"),
+        409 => ("conflict", "Conflict"),
+        413 => ("payload-too-large", "Payload too large"),
+        415 => ("unsupported-media-type", "Unsupported media type"),
+        503 => ("unavailable", "Service unavailable"),
+        s if s >= 500 => ("internal", "Internal server error"),
+        _ => ("error", "Error"),
+    }
+}
+
+/// Builds a problem response.
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    let (slug, title) = kind_of(status);
+    let body = Problem {
+        kind: format!("https://caja.dev/problems/{slug}"),
+        title: title.to_string(),
+        status: status.as_u16(),
+        detail: detail.into(),
+    };
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        problem(status, self.to_string())
+    }
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Invalid(m) => ApiError::BadRequest(m),
+            ServerError::StoreExists(c) => ApiError::Conflict(format!("store {c} already exists")),
+            ServerError::UnknownStore(c) => ApiError::NotFound(format!("store {c} does not exist")),
+            other => {
+                tracing::error!(error = %other, "admin API request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(r.body_text()),
+            _ => ApiError::BadRequest(r.body_text()),
+        }
+    }
+}
+
+/// A JSON body whose rejection is a problem response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+/// A query string whose rejection is a problem response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r: QueryRejection| ApiError::BadRequest(r.body_text()))
+    }
+}
+
+/// Path parameters whose rejection is a problem response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r: PathRejection| ApiError::BadRequest(r.body_text()))
+    }
+}
+
+/// Turns any error response that is not already a problem (from tower-http layers: body
+/// limit, timeout, caught panic; from the router: method not allowed) into one. 5xx
+/// details stay opaque.
+pub async fn problemize(res: Response) -> Response {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !status.is_client_error() && !status.is_server_error() || is_problem {
+        return res;
+    }
+    let detail = match status.as_u16() {
+        413 => "request body exceeds the 1 MiB limit".to_string(),
+        408 => "the request took longer than 30 s".to_string(),
+        s if s >= 500 => {
+            tracing::error!(status = s, "admin API request failed outside a handler");
+            "internal error".to_string()
+        }
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    problem(status, detail)
+}
+
+/// The fallback for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}

@@ -1,0 +1,169 @@
+//! `/v1/products`: write products into the chain catalog (one or a batch, each write one
+//! automerge transaction pushed to every connected node) and read them back.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use caja_shared::docs::Product;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::SyncServer;
+use crate::http::error::{ApiError, ApiJson, ApiPath, Problem};
+
+/// Body of `PUT /v1/products/{sku}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductIn {
+    /// Display name.
+    pub name: String,
+    /// Unit price, tax exclusive, in major units: a non-negative decimal string.
+    #[schema(example = "2.55")]
+    pub unit_price: String,
+    /// Exclusive tax rate as a fraction between 0 and 1 (default "0").
+    #[schema(example = "0.05")]
+    #[serde(default)]
+    pub tax_rate: Option<String>,
+    /// EAN-13 or UPC-A barcode with a valid check digit.
+    #[serde(default)]
+    pub barcode: Option<String>,
+    /// Category name.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Whether the item has stock on hand (default true).
+    #[serde(default)]
+    pub stock_tracked: Option<bool>,
+}
+
+/// One product of `POST /v1/products:batch`: the SKU plus the fields of [`ProductIn`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductWithSku {
+    /// Stock keeping unit, 1-64 characters without control characters.
+    pub sku: String,
+    /// The product's fields.
+    #[serde(flatten)]
+    pub fields: ProductIn,
+}
+
+/// A product as the API returns it; decimals are strings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductOut {
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price, tax exclusive, major units.
+    pub unit_price: String,
+    /// Exclusive tax rate as a fraction.
+    pub tax_rate: String,
+    /// Normalised 13-digit GTIN, if any.
+    pub barcode: Option<String>,
+    /// Category, if any.
+    pub category: Option<String>,
+    /// Whether the item has stock on hand.
+    pub stock_tracked: bool,
+}
+
+impl From<Product> for ProductOut {
+    fn from(p: Product) -> Self {
+        ProductOut {
+            sku: p.sku,
+            name: p.name,
+            unit_price: p.unit_price.to_string(),
+            tax_rate: p.tax_rate.to_string(),
+            barcode: p.barcode,
+            category: p.category,
+            stock_tracked: p.stock_tracked,
+        }
+    }
+}
+
+/// Answer of `POST /v1/products:batch`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Written {
+    /// Number of products written.
+    pub written: usize,
+}
+
+fn decimal(field: &str, sku: &str, text: &str) -> Result<Decimal, ApiError> {
+    Decimal::from_str(text.trim())
+        .map_err(|_| ApiError::BadRequest(format!("product {sku}: {field} {text:?} is not a decimal number")))
+}
+
+/// Parses and validates one product.
+fn to_product(sku: &str, p: ProductIn) -> Result<Product, ApiError> {
+    let product = Product {
+        sku: sku.to_string(),
+        unit_price: decimal("unit_price", sku, &p.unit_price)?,
+        tax_rate: match &p.tax_rate {
+            Some(t) => decimal("tax_rate", sku, t)?,
+            None => Decimal::ZERO,
+        },
+        name: p.name,
+        barcode: p.barcode.filter(|b| !b.trim().is_empty()),
+        category: p.category.filter(|c| !c.trim().is_empty()),
+        stock_tracked: p.stock_tracked.unwrap_or(true),
+    };
+    Ok(crate::catalog::validate_product(product)?)
+}
+
+/// Creates or updates one product.
+#[utoipa::path(put, path = "/v1/products/{sku}", tag = "products", request_body = ProductIn,
+    params(("sku" = String, Path, description = "Stock keeping unit")),
+    responses(
+        (status = 200, description = "The product as stored", body = ProductOut),
+        (status = 400, description = "Invalid product", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put(
+    State(server): State<SyncServer>,
+    ApiPath(sku): ApiPath<String>,
+    ApiJson(body): ApiJson<ProductIn>,
+) -> Result<axum::Json<ProductOut>, ApiError> {
+    let product = to_product(&sku, body)?;
+    server.put_products(vec![product.clone()]).await?;
+    Ok(axum::Json(product.into()))
+}
+
+/// Creates or updates many products in one catalog transaction; all or nothing.
+#[utoipa::path(post, path = "/v1/products:batch", tag = "products", request_body = [ProductWithSku],
+    responses(
+        (status = 200, description = "Products written", body = Written),
+        (status = 400, description = "An invalid product (nothing written)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn batch(
+    State(server): State<SyncServer>,
+    ApiJson(body): ApiJson<Vec<ProductWithSku>>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let products = body
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            to_product(&p.sku, p.fields).map_err(|e| match e {
+                ApiError::BadRequest(m) => ApiError::BadRequest(format!("item {i}: {m}")),
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = products.len();
+    server.put_products(products).await?;
+    Ok(axum::Json(Written { written }))
+}
+
+/// Reads one product.
+#[utoipa::path(get, path = "/v1/products/{sku}", tag = "products",
+    params(("sku" = String, Path, description = "Stock keeping unit")),
+    responses(
+        (status = 200, description = "The product", body = ProductOut),
+        (status = 404, description = "No such SKU", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(server): State<SyncServer>,
+    ApiPath(sku): ApiPath<String>,
+) -> Result<axum::Json<ProductOut>, ApiError> {
+    match server.product(&sku).await? {
+        Some(p) => Ok(axum::Json(p.into())),
+        None => Err(ApiError::NotFound(format!("no product with sku {sku:?}"))),
+    }
+}

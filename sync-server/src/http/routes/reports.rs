@@ -1,0 +1,49 @@
+//! `/v1/reports/sales`: the chain sales report over business days.
+
+use axum::extract::State;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::SyncServer;
+use crate::http::error::{ApiError, ApiQuery, Problem};
+use crate::report::SalesReport;
+
+/// Query of `GET /v1/reports/sales`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, ToSchema)]
+pub struct ReportQuery {
+    /// First business day included (`yyyy-mm-dd`).
+    pub from: Option<String>,
+    /// Last business day included (`yyyy-mm-dd`).
+    pub to: Option<String>,
+}
+
+fn date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
+    text.filter(|t| !t.is_empty())
+        .map(|t| {
+            NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| {
+                ApiError::BadRequest(format!("{name} {t:?} is not a date of the form yyyy-mm-dd"))
+            })
+        })
+        .transpose()
+}
+
+/// The chain sales report for business days `from..=to` (both optional).
+#[utoipa::path(get, path = "/v1/reports/sales", tag = "reports", params(ReportQuery),
+    responses(
+        (status = 200, description = "The report", body = SalesReport),
+        (status = 400, description = "Bad date", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn sales(
+    State(server): State<SyncServer>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<axum::Json<SalesReport>, ApiError> {
+    let from = date("from", q.from.as_deref())?;
+    let to = date("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
+    }
+    Ok(axum::Json(server.sales_report(from, to).await?))
+}

@@ -1,0 +1,266 @@
+//! [`SyncServer`]: the library entry point the binary, the node's demo and the tests use.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use caja_shared::docs::{DocId, Product};
+use caja_shared::ids::StoreCode;
+use caja_shared::money::Currency;
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, StoreRow};
+use crate::error::ServerError;
+use crate::hub::{Core, Hub};
+use crate::report::{self, SalesReport};
+use crate::tls::TlsMaterial;
+use crate::{catalog, http, projection, quic};
+
+/// The sync server: database, documents, certificates. Cheap to clone (an `Arc` inside);
+/// clones share everything.
+#[derive(Clone)]
+pub struct SyncServer(Arc<Inner>);
+
+struct Inner {
+    hub: Hub,
+    currency: Currency,
+    tls: TlsMaterial,
+}
+
+impl std::fmt::Debug for SyncServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncServer")
+            .field("currency", &self.0.currency)
+            .field("ca_fingerprint", &self.ca_fingerprint())
+            .finish()
+    }
+}
+
+/// A store as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// The stored row (code, name, last contact, projected facts).
+    pub row: StoreRow,
+    /// Whether a node of the store is connected now.
+    pub connected: bool,
+}
+
+/// The catalog's state as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogSummary {
+    /// Heads of the catalog document, sorted lowercase hex.
+    pub heads: Vec<String>,
+    /// Number of products.
+    pub products: usize,
+}
+
+impl SyncServer {
+    /// Opens or creates the data dir: the SQLite database (`caja-sync.db`), the CA and the
+    /// server certificate (generated on first start, reused after). The currency is
+    /// recorded on first open; all report amounts are in it.
+    ///
+    /// # Errors
+    /// [`ServerError::Io`] / [`ServerError::Sqlite`] / [`ServerError::DocStore`] when the
+    /// data dir or database cannot be opened; [`ServerError::Tls`] for unusable
+    /// certificates; [`ServerError::CurrencyMismatch`] when the data dir was created for
+    /// another currency.
+    pub fn open(data_dir: &Path, currency: Currency) -> Result<SyncServer, ServerError> {
+        let conn = db::open(data_dir)?;
+        match db::setting(&conn, "currency")? {
+            Some(stored) if stored != currency.code() => {
+                return Err(ServerError::CurrencyMismatch {
+                    stored,
+                    requested: currency,
+                });
+            }
+            Some(_) => {}
+            None => db::set_setting(&conn, "currency", currency.code())?,
+        }
+        let mut core = Core::new(conn, currency);
+        catalog::ensure(&mut core)?;
+        let tls = TlsMaterial::load_or_create(data_dir)?;
+        Ok(SyncServer(Arc::new(Inner {
+            hub: Hub::new(core),
+            currency,
+            tls,
+        })))
+    }
+
+    /// Lowercase hex SHA-256 of the CA certificate DER: what a node pins.
+    pub fn ca_fingerprint(&self) -> String {
+        self.0.tls.ca_fingerprint()
+    }
+
+    /// The chain currency.
+    pub fn currency(&self) -> Currency {
+        self.0.currency
+    }
+
+    /// Serves QUIC on `quic` and the admin HTTP API on `http` until `shutdown` is
+    /// cancelled, then closes connections gracefully (each saves its sync states) and
+    /// returns. If the HTTP server fails, QUIC stops too.
+    ///
+    /// # Errors
+    /// [`ServerError::Tls`] / [`ServerError::Quic`] if the QUIC endpoint cannot start;
+    /// [`ServerError::Http`] if the HTTP server fails.
+    pub async fn serve(
+        &self,
+        quic: std::net::UdpSocket,
+        http: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        let config = self.0.tls.quic_server_config()?;
+        quic.set_nonblocking(true)
+            .map_err(|e| ServerError::Quic(e.to_string()))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            quic,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| ServerError::Quic(e.to_string()))?;
+        let stop = shutdown.child_token();
+        let router = http::router(self.clone());
+        let http_task = {
+            let stop = stop.clone();
+            async move {
+                let r = axum::serve(http, router)
+                    .with_graceful_shutdown(stop.clone().cancelled_owned())
+                    .await;
+                stop.cancel();
+                r
+            }
+        };
+        let quic_task = quic::run(self.0.hub.clone(), endpoint, stop);
+        let (result, ()) = tokio::join!(http_task, quic_task);
+        result.map_err(ServerError::Http)
+    }
+
+    /// Registers a store and returns its node token (32 random bytes in hex; only its
+    /// SHA-256 is stored, so it cannot be shown again).
+    ///
+    /// # Errors
+    /// [`ServerError::StoreExists`] if the code is taken; [`ServerError::Invalid`] for a
+    /// bad name; [`ServerError::Sqlite`].
+    pub async fn create_store(&self, code: StoreCode, name: &str) -> Result<String, ServerError> {
+        let name = name.to_string();
+        self.0
+            .hub
+            .with_core(move |core| db::create_store(&core.conn, &code, &name))
+            .await?
+    }
+
+    /// Every registered store with its last contact, projected facts and whether a node
+    /// of it is connected now.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn stores(&self) -> Result<Vec<StoreStatus>, ServerError> {
+        let rows = self.0.hub.with_core(|core| db::list_stores(&core.conn)).await??;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoreStatus {
+                connected: self.0.hub.is_connected(&row.code),
+                row,
+            })
+            .collect())
+    }
+
+    /// Writes products into the chain catalog in ONE automerge transaction, persists it,
+    /// and pushes the change to every connected node. Products are validated first
+    /// ([`catalog::validate_product`]); barcodes are normalised to 13 digits.
+    ///
+    /// # Errors
+    /// [`ServerError::Invalid`] for a bad product (nothing is written);
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`] / [`ServerError::Sqlite`].
+    pub async fn put_products(&self, products: Vec<Product>) -> Result<(), ServerError> {
+        let products = products
+            .into_iter()
+            .map(catalog::validate_product)
+            .collect::<Result<Vec<_>, _>>()?;
+        let changed = self
+            .0
+            .hub
+            .with_core(move |core| catalog::put_products(core, &products))
+            .await??;
+        if changed {
+            self.0.hub.changed(DocId::Catalog);
+        }
+        Ok(())
+    }
+
+    /// One product of the catalog, or `None`.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub async fn product(&self, sku: &str) -> Result<Option<Product>, ServerError> {
+        let sku = sku.to_string();
+        self.0
+            .hub
+            .with_core(move |core| catalog::product(core, &sku))
+            .await?
+    }
+
+    /// Hex strings of the catalog document's heads (sorted), so callers can wait until a
+    /// node has the same catalog.
+    ///
+    /// # Errors
+    /// [`ServerError::DocStore`] if the catalog cannot be loaded.
+    pub async fn catalog_heads(&self) -> Result<Vec<String>, ServerError> {
+        self.0.hub.with_core(catalog::heads).await?
+    }
+
+    /// The catalog's heads and number of products.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub async fn catalog_summary(&self) -> Result<CatalogSummary, ServerError> {
+        self.0
+            .hub
+            .with_core(|core| {
+                Ok(CatalogSummary {
+                    heads: catalog::heads(core)?,
+                    products: catalog::product_count(core)?,
+                })
+            })
+            .await?
+    }
+
+    /// The chain sales report from the server's projection of the ledgers it has
+    /// received, for business days `from..=to` (either bound optional).
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn sales_report(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<SalesReport, ServerError> {
+        self.0
+            .hub
+            .with_core(move |core| report::sales_report(&core.conn, core.currency, from, to))
+            .await?
+    }
+
+    /// Number of facts the server has projected (all stores), to wait for convergence.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn fact_count(&self) -> Result<u64, ServerError> {
+        self.0
+            .hub
+            .with_core(|core| projection::fact_count(&core.conn))
+            .await?
+    }
+
+    /// Whether the database answers `SELECT 1`.
+    pub async fn ready(&self) -> bool {
+        matches!(
+            self.0
+                .hub
+                .with_core(|core| core.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+                .await,
+            Ok(Ok(1))
+        )
+    }
+}

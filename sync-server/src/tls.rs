@@ -1,0 +1,265 @@
+//! Certificates: the server's own CA and its server certificate, and the QUIC server
+//! TLS configuration.
+//!
+//! On first start [`TlsMaterial::load_or_create`] generates, with rcgen, a CA ("Caja sync
+//! CA") and a server certificate signed by it for the DNS names `caja-sync` and
+//! `localhost` and the IP 127.0.0.1, and writes `ca.pem`, `ca.key.pem`, `server.pem` and
+//! `server.key.pem` into the data dir (keys with mode 0600 on Unix). Later starts reuse
+//! them, so the CA fingerprint nodes pin stays the same. Nodes pin the SHA-256 of the CA
+//! certificate ([`fingerprint`]); see [`crate::client`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+/// The DNS names (and IP) the server certificate is valid for.
+pub const SERVER_NAMES: &[&str] = &["caja-sync", "localhost", "127.0.0.1"];
+
+/// Common name of the generated CA.
+pub const CA_NAME: &str = "Caja sync CA";
+
+/// Errors generating, loading or using certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A PEM file does not hold what it should.
+    #[error("{path}: not a valid PEM {what}")]
+    BadPem {
+        /// The file.
+        path: PathBuf,
+        /// What was expected ("certificate", "private key").
+        what: &'static str,
+    },
+    /// rcgen could not generate a key or certificate.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the configuration.
+    #[error("tls configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The fingerprint to pin is not 64 hex digits.
+    #[error("CA fingerprint {0:?} is not a SHA-256 in hex (64 hex digits, colons allowed)")]
+    BadFingerprint(String),
+    /// The TLS configuration cannot be used for QUIC (e.g. no TLS 1.3 suite).
+    #[error("tls configuration unusable for QUIC: {0}")]
+    Quic(String),
+}
+
+/// The ring crypto provider every rustls configuration of Caja is built with.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Lowercase hex SHA-256 of a certificate's DER bytes: what nodes pin.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// The server's certificates and key, loaded from (or generated into) the data dir.
+pub struct TlsMaterial {
+    /// The CA certificate (DER).
+    pub ca: CertificateDer<'static>,
+    /// The chain the server presents: the server certificate, then the CA.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server certificate's private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("ca_fingerprint", &self.ca_fingerprint())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> TlsError {
+    TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), TlsError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(path).map_err(|e| io(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| io(path, e))?;
+    f.sync_all().map_err(|e| io(path, e))
+}
+
+fn read_text(path: &Path) -> Result<String, TlsError> {
+    std::fs::read_to_string(path).map_err(|e| io(path, e))
+}
+
+/// The CA's parameters; deterministic, so an issuer can be rebuilt from the stored key.
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, CA_NAME);
+    dn.push(DnType::OrganizationName, "Caja");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+fn server_params() -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(SERVER_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "caja-sync");
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+impl TlsMaterial {
+    /// Loads the certificates from `dir`, generating whichever are missing: the CA on a
+    /// first start, the server certificate (signed by the existing CA) if only it is gone.
+    ///
+    /// # Errors
+    /// [`TlsError::Io`] for unreadable or unwritable files, [`TlsError::BadPem`] for files
+    /// that do not parse, [`TlsError::Generate`] if rcgen fails.
+    pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, TlsError> {
+        let (ca_pem, ca_key_pem) = (dir.join("ca.pem"), dir.join("ca.key.pem"));
+        let (srv_pem, srv_key_pem) = (dir.join("server.pem"), dir.join("server.key.pem"));
+        if !ca_pem.exists() || !ca_key_pem.exists() {
+            let key = KeyPair::generate()?;
+            let cert = ca_params().self_signed(&key)?;
+            write_file(&ca_key_pem, &key.serialize_pem(), true)?;
+            write_file(&ca_pem, &cert.pem(), false)?;
+            // A new CA invalidates any old server certificate.
+            let _ = std::fs::remove_file(&srv_pem);
+        }
+        if !srv_pem.exists() || !srv_key_pem.exists() {
+            let ca_key_text = read_text(&ca_key_pem)?;
+            let ca_key = KeyPair::from_pem(&ca_key_text).map_err(|_| TlsError::BadPem {
+                path: ca_key_pem.clone(),
+                what: "private key",
+            })?;
+            let issuer = Issuer::new(ca_params(), ca_key);
+            let key = KeyPair::generate()?;
+            let cert = server_params()?.signed_by(&key, &issuer)?;
+            write_file(&srv_key_pem, &key.serialize_pem(), true)?;
+            write_file(&srv_pem, &cert.pem(), false)?;
+        }
+        let cert = |path: &Path| -> Result<CertificateDer<'static>, TlsError> {
+            CertificateDer::from_pem_slice(read_text(path)?.as_bytes()).map_err(|_| TlsError::BadPem {
+                path: path.to_path_buf(),
+                what: "certificate",
+            })
+        };
+        let ca = cert(&ca_pem)?;
+        let server = cert(&srv_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(read_text(&srv_key_pem)?.as_bytes()).map_err(|_| {
+            TlsError::BadPem {
+                path: srv_key_pem.clone(),
+                what: "private key",
+            }
+        })?;
+        Ok(TlsMaterial {
+            chain: vec![server, ca.clone()],
+            ca,
+            key,
+        })
+    }
+
+    /// Lowercase hex SHA-256 of the CA certificate.
+    pub fn ca_fingerprint(&self) -> String {
+        fingerprint(&self.ca)
+    }
+
+    /// The QUIC server configuration: TLS 1.3 with the ring provider, ALPN
+    /// `caja-sync/1`, no client certificates (nodes authenticate with a token in Hello),
+    /// idle timeout 30 s, at most 4 concurrent bidirectional streams per connection.
+    ///
+    /// # Errors
+    /// [`TlsError::Rustls`] if the key does not match the certificate.
+    pub fn quic_server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        tls.alpn_protocols = vec![caja_shared::protocol::ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| TlsError::Quic(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(Some(idle_timeout()))
+            .max_concurrent_bidi_streams(4u32.into())
+            .max_concurrent_uni_streams(0u32.into());
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+/// The idle timeout both sides use (30 s).
+pub(crate) fn idle_timeout() -> quinn::IdleTimeout {
+    // 30 000 ms is far below the VarInt limit (2^62), so the conversion cannot fail.
+    quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))
+}
+
+/// Keep-alive interval of clients (5 s).
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_then_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TlsMaterial::load_or_create(dir.path()).unwrap();
+        let b = TlsMaterial::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.ca_fingerprint(), b.ca_fingerprint());
+        assert_eq!(a.ca_fingerprint().len(), 64);
+        assert_eq!(a.chain.len(), 2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("server.key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Losing only the server certificate re-issues it from the same CA.
+        std::fs::remove_file(dir.path().join("server.pem")).unwrap();
+        let c = TlsMaterial::load_or_create(dir.path()).unwrap();
+        assert_eq!(c.ca_fingerprint(), a.ca_fingerprint());
+        assert_ne!(c.chain[0], a.chain[0]);
+        assert!(c.quic_server_config().is_ok());
+    }
+}
