@@ -1,1 +1,38 @@
-//! placeholder
+//! Caja store node: sells, refunds and counts stock offline, stores every fact durably in
+//! SQLite, serves a REST API on the store LAN and replicates with the sync server over QUIC.
+//!
+//! - [`config`]: settings and their validation.
+//! - [`app`]: [`Node`]: open, serve, shut down.
+//! - [`identity`]: node id, store, terminal, currency.
+//! - [`store`]: SQLite writer (group commit), read pool, projections.
+//! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services.
+//! - [`http`]: REST routes, problem+json errors, OpenAPI.
+//! - [`sync`]: the QUIC sync client.
+//! - [`replay`]: replays of real retail files through the REST API.
+//! - [`chain`], [`demo`]: an in-process chain (server + nodes) for the demo and replays.
+//! - [`error`], [`decimal`]: the domain error and decimal input helpers.
+
+pub mod app;
+pub mod catalog;
+pub mod chain;
+pub mod config;
+pub mod decimal;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod inventory;
+pub mod replay;
+pub mod reports;
+pub mod sales;
+pub mod store;
+pub mod sync;
+
+pub use app::Node;
+pub use config::{NodeConfig, SyncTarget};
+
+/// Installs the ring crypto provider as the process default for rustls (reqwest needs
+/// one). Idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

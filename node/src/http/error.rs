@@ -1,0 +1,165 @@
+//! HTTP errors: every client-visible outcome and the one place that maps it to a status
+//! and an RFC 9457 `application/problem+json` body with a stable `type`.
+//!
+//! 5xx bodies are opaque ("internal error"); their cause is logged once, here.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::NodeError;
+use crate::store::StoreError;
+
+/// Base of every problem `type` URI.
+pub const PROBLEM_BASE: &str = "https://caja.dev/problems/";
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem, e.g. `https://caja.dev/problems/unknown-sku`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short human summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What exactly was wrong with this request.
+    pub detail: String,
+}
+
+/// Every error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A domain refusal.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The body is not valid JSON of the expected shape.
+    #[error("{0}")]
+    BadJson(String),
+    /// A path or query parameter is malformed.
+    #[error("{0}")]
+    BadParam(String),
+    /// The body exceeds the configured limit (`max_body_bytes`).
+    #[error("request body exceeds this node's limit (max_body_bytes)")]
+    TooLarge,
+    /// The body has a media type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The route does not exist.
+    #[error("no route {0}")]
+    NoRoute(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Node(NodeError::Store(e))
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge
+            }
+            other => ApiError::BadJson(other.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadJson(r.body_text())
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadParam(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadParam(r.body_text())
+    }
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use NodeError as N;
+        match self {
+            ApiError::Node(N::Invalid { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "Invalid input")
+            }
+            ApiError::Node(N::UnknownSku(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown-sku", "Unknown SKU")
+            }
+            ApiError::Node(N::NotFound(_)) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Node(N::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Node(N::IdempotencyReused(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+            ),
+            ApiError::Node(N::Money(_)) | ApiError::Node(N::Fact(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-amount",
+                "Amounts do not add up",
+            ),
+            ApiError::Node(N::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON body"),
+            ApiError::BadParam(_) => (StatusCode::BAD_REQUEST, "bad-parameter", "Bad parameter"),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no-route", "No such route"),
+        }
+    }
+}
+
+/// Builds a problem response.
+pub fn problem_response(status: StatusCode, code: &str, title: &str, detail: String) -> Response {
+    let body = Problem {
+        kind: format!("{PROBLEM_BASE}{code}"),
+        title: title.into(),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "internal error; see the node log".to_string()
+        } else {
+            self.to_string()
+        };
+        problem_response(status, code, title, detail)
+    }
+}

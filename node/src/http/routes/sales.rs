@@ -1,0 +1,110 @@
+//! `/v1/sales` and `/v1/refunds`: checkout and refunds, idempotent by `Idempotency-Key`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use caja_shared::ids::FactId;
+
+use crate::app::Node;
+use crate::error::NodeError;
+use crate::http::body;
+use crate::http::error::{ApiError, Problem};
+use crate::sales::view::{FactView, view};
+use crate::sales::{self, RefundRequest, SaleRequest};
+use crate::store::{Ctx, facts as ledger};
+
+/// Runs a fact-creating write with idempotency: the first response for a key is stored in
+/// the same transaction as the fact; a retry with the same key and body gets it back
+/// unchanged (header `Idempotent-Replayed: true`); the same key with another body is 422.
+async fn idempotent_write(
+    node: &Node,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    route: &'static str,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<FactView, NodeError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let key = body::idempotency_key(headers)?;
+    let hash = body::body_hash(&bytes);
+    let (status, json, replayed) = node
+        .db()
+        .write(move |ctx| -> Result<(u16, String, bool), ApiError> {
+            if let Some(k) = &key
+                && let Some((h, status, json)) = ledger::idempotent_response(ctx, k)?
+            {
+                return if h == hash {
+                    Ok((status, json, true))
+                } else {
+                    Err(NodeError::IdempotencyReused(k.clone()).into())
+                };
+            }
+            let v = f(ctx)?;
+            let json = serde_json::to_string(&v).map_err(|e| ApiError::BadJson(e.to_string()))?;
+            if let Some(k) = &key {
+                ledger::save_idempotent_response(ctx, k, route, &hash, 201, &json)?;
+            }
+            Ok((201, json, false))
+        })
+        .await?;
+    let mut res = (StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), json).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// Checks out a sale. Send an `Idempotency-Key` so a retry never creates a second sale.
+#[utoipa::path(post, path = "/v1/sales", request_body = SaleRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry key, 1-255 visible ASCII")),
+    responses((status = 201, body = FactView), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = bytes?;
+    let req: SaleRequest = body::json(&headers, &bytes)?;
+    let ident = node.identity().clone();
+    idempotent_write(&node, &headers, bytes, "POST /v1/sales", move |ctx| {
+        let fact = sales::checkout(ctx, &ident, &req)?;
+        view(&fact).ok_or_else(|| NodeError::invalid("sale", "not a sale"))
+    })
+    .await
+}
+
+/// A sale or refund by id.
+#[utoipa::path(get, path = "/v1/sales/{id}", params(("id" = String, Path, description = "fact id (UUID)")),
+    responses((status = 200, body = FactView), (status = 404, body = Problem), (status = 400, body = Problem)))]
+pub async fn get(State(node): State<Node>, Path(id): Path<String>) -> Result<axum::Json<FactView>, ApiError> {
+    let id: FactId = id
+        .parse()
+        .map_err(|_| ApiError::BadParam(format!("{id:?} is not a sale id (UUID)")))?;
+    let fact = node.db().read(move |c| sales::fact_by_id(c, &id)).await?;
+    fact.as_ref()
+        .and_then(view)
+        .map(axum::Json)
+        .ok_or_else(|| NodeError::NotFound(format!("sale {id}")).into())
+}
+
+/// Records a refund, with the original sale (`original_sale`) or without receipt.
+#[utoipa::path(post, path = "/v1/refunds", request_body = RefundRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry key")),
+    responses((status = 201, body = FactView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn refund(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = bytes?;
+    let req: RefundRequest = body::json(&headers, &bytes)?;
+    let ident = node.identity().clone();
+    idempotent_write(&node, &headers, bytes, "POST /v1/refunds", move |ctx| {
+        let fact = sales::refund(ctx, &ident, &req)?;
+        view(&fact).ok_or_else(|| NodeError::invalid("refund", "not a refund"))
+    })
+    .await
+}

@@ -1,0 +1,54 @@
+//! `/v1/stock`: stock on hand and movements.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::Node;
+use crate::http::body;
+use crate::http::error::{ApiError, Problem};
+use crate::inventory::{self, MovementRequest, StockLevel};
+
+/// A recorded movement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovementCreated {
+    /// Fact id.
+    pub id: String,
+    /// Stock on hand after the movement.
+    pub stock: StockLevel,
+}
+
+/// Stock on hand of a SKU (sum of its movements).
+#[utoipa::path(get, path = "/v1/stock/{sku}", params(("sku" = String, Path, description = "SKU")),
+    responses((status = 200, body = StockLevel), (status = 422, body = Problem)))]
+pub async fn get(State(node): State<Node>, Path(sku): Path<String>) -> Result<Json<StockLevel>, ApiError> {
+    Ok(Json(node.db().read(move |c| inventory::on_hand(c, &sku)).await?))
+}
+
+/// Records a stock movement (receipt, adjustment, count, write-off, transfer).
+#[utoipa::path(post, path = "/v1/stock/movements", request_body = MovementRequest,
+    responses((status = 201, body = MovementCreated), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<MovementCreated>), ApiError> {
+    let req: MovementRequest = body::json(&headers, &bytes?)?;
+    let ident = node.identity().clone();
+    let created = node
+        .db()
+        .write(move |ctx| -> Result<MovementCreated, ApiError> {
+            let fact = inventory::record_movement(ctx, &ident, &req)?;
+            let stock = inventory::on_hand(ctx.conn, &req.sku)?;
+            Ok(MovementCreated {
+                id: fact.id.to_string(),
+                stock,
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}

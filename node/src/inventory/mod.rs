@@ -1,0 +1,108 @@
+//! Inventory: stock movements and stock on hand.
+//!
+//! Stock on hand is never a stored counter: it is the sum of movement rows (receipts,
+//! adjustments, write-offs, and the lines of sales and refunds), so concurrent offline
+//! sales and a stock count never overwrite each other. It may go negative (an oversell),
+//! which is a reconciliation case, not an error.
+
+use caja_shared::facts::{FACT_SCHEMA_VERSION, Fact, FactBody, MovementReason, StockMovement};
+use caja_shared::ids::FactId;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::decimal::{self, check_quantity};
+use crate::error::NodeError;
+use crate::identity::Identity;
+use crate::store::{Ctx, facts as ledger, projection};
+
+/// `POST /v1/stock/movements` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MovementRequest {
+    /// The product.
+    pub sku: String,
+    /// Signed quantity: positive adds stock, negative removes it; at most 3 decimals.
+    #[serde(deserialize_with = "decimal::de")]
+    #[schema(value_type = String, example = "24")]
+    pub quantity: Decimal,
+    /// `receipt`, `adjustment`, `count`, `write_off`, `transfer_out` or `transfer_in`.
+    #[schema(value_type = String, example = "receipt")]
+    pub reason: MovementReason,
+    /// Free text (delivery note, "damaged").
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When it happened; default now.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// Stock on hand of one SKU at this store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StockLevel {
+    /// The SKU.
+    pub sku: String,
+    /// Sum of all movements (decimal string; may be negative).
+    pub on_hand: String,
+    /// Number of movements summed.
+    pub movements: u64,
+    /// Whether the product tracks stock at all.
+    pub stock_tracked: bool,
+}
+
+/// Records a stock movement in the caller's writer job.
+///
+/// # Errors
+/// [`NodeError::Invalid`] for a zero or too precise quantity or a long note,
+/// [`NodeError::UnknownSku`].
+pub fn record_movement(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    req: &MovementRequest,
+) -> Result<Fact, NodeError> {
+    check_quantity(req.quantity, true).map_err(|r| NodeError::invalid("quantity", r))?;
+    if req.note.as_ref().is_some_and(|n| n.len() > 500) {
+        return Err(NodeError::invalid("note", "at most 500 bytes"));
+    }
+    let p = projection::product(ctx.conn, &req.sku)?.ok_or_else(|| NodeError::UnknownSku(req.sku.clone()))?;
+    let hlc = ctx.tick();
+    let occurred_at = req.occurred_at.unwrap_or_else(Utc::now);
+    let fact = Fact {
+        v: FACT_SCHEMA_VERSION,
+        id: FactId::new(),
+        store: ident.store.clone(),
+        node: ident.node_id,
+        terminal: ident.terminal.clone(),
+        user: None,
+        hlc,
+        occurred_at,
+        business_date: occurred_at.date_naive(),
+        body: FactBody::StockMovement(StockMovement {
+            sku: p.sku,
+            quantity: req.quantity,
+            reason: req.reason,
+            note: req.note.clone(),
+        }),
+    };
+    ledger::record(ctx, &fact)?;
+    Ok(fact)
+}
+
+/// Stock on hand of a SKU.
+///
+/// # Errors
+/// [`NodeError::UnknownSku`], [`NodeError::Store`].
+pub fn on_hand(conn: &Connection, sku: &str) -> Result<StockLevel, NodeError> {
+    let p = projection::product(conn, sku)?.ok_or_else(|| NodeError::UnknownSku(sku.to_string()))?;
+    let (sum, n): (i64, i64) = conn
+        .prepare_cached("SELECT COALESCE(SUM(qty_milli), 0), COUNT(*) FROM stock_moves WHERE sku = ?1")?
+        .query_row(params![sku], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(StockLevel {
+        sku: p.sku,
+        on_hand: projection::milli_to_decimal(sum).to_string(),
+        movements: n as u64,
+        stock_tracked: p.stock_tracked,
+    })
+}

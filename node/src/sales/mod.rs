@@ -1,0 +1,369 @@
+//! Sales and refunds: turning a cashier's request into a priced, settled fact.
+//!
+//! - [`view`]: the response shape.
+//!
+//! Prices come from the catalog projection unless the request overrides them; every
+//! amount is computed by `caja_shared::facts::Line::priced` (the one rounding rule).
+
+pub mod view;
+
+use caja_shared::facts::{self, FACT_SCHEMA_VERSION, Fact, FactBody, Line, Refund, Sale, Tender, TenderKind};
+use caja_shared::ids::FactId;
+use caja_shared::money::parse_minor;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::config::check_terminal;
+use crate::decimal::{self, check_price, check_quantity};
+use crate::error::NodeError;
+use crate::identity::Identity;
+use crate::store::{Ctx, facts as ledger, projection};
+
+/// Most lines in one sale or refund.
+pub const MAX_LINES: usize = 500;
+
+/// A line of a sale or refund request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    /// The product's SKU.
+    pub sku: String,
+    /// Quantity, positive, at most 3 decimals (string or number).
+    #[serde(deserialize_with = "decimal::de")]
+    #[schema(value_type = String, example = "2")]
+    pub quantity: Decimal,
+    /// Unit price override (tax exclusive, major units); absent uses the catalog price.
+    #[serde(default, deserialize_with = "decimal::de_opt")]
+    #[schema(value_type = Option<String>, example = "2.55")]
+    pub unit_price: Option<Decimal>,
+}
+
+/// A tender of a sale request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenderRequest {
+    /// `cash`, `card` or `other`.
+    #[schema(value_type = String, example = "cash")]
+    pub kind: TenderKind,
+    /// Label for receipts and reports (e.g. `"Ewallet"`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Amount tendered, decimal string in major units (`"20.00"`), no more decimals than
+    /// the currency has.
+    #[schema(example = "20.00")]
+    pub amount: String,
+}
+
+/// `POST /v1/sales` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    /// 1 to 500 lines.
+    pub lines: Vec<LineRequest>,
+    /// One or more tenders adding up to at least the total (only cash gives change).
+    pub tenders: Vec<TenderRequest>,
+    /// When the sale happened (RFC 3339); default now. Imports and replays pass the
+    /// original time; it decides the business day.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Terminal id; default the node's.
+    #[serde(default)]
+    pub terminal: Option<String>,
+}
+
+/// How a refund pays back.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundTenderRequest {
+    /// `cash`, `card` or `other`.
+    #[schema(value_type = String, example = "cash")]
+    pub kind: TenderKind,
+    /// Label.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `POST /v1/refunds` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// The sale being refunded (with receipt); absent for a refund without receipt.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub original_sale: Option<FactId>,
+    /// Lines returned (positive quantities). With a receipt, the original's prices apply
+    /// and the quantity may not exceed what was sold less earlier refunds.
+    pub lines: Vec<LineRequest>,
+    /// How the money goes back; default cash.
+    #[serde(default)]
+    pub tender: Option<RefundTenderRequest>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Whether goods go back into stock; default true.
+    #[serde(default)]
+    pub restock: Option<bool>,
+    /// When it happened; default now.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Terminal id; default the node's.
+    #[serde(default)]
+    pub terminal: Option<String>,
+}
+
+fn terminal(ident: &Identity, t: &Option<String>) -> Result<String, NodeError> {
+    match t {
+        None => Ok(ident.terminal.clone()),
+        Some(t) => {
+            check_terminal(t).map_err(|r| NodeError::invalid("terminal", r))?;
+            Ok(t.clone())
+        }
+    }
+}
+
+fn check_lines(lines: &[LineRequest]) -> Result<(), NodeError> {
+    if lines.is_empty() {
+        return Err(NodeError::invalid("lines", "at least one line is required"));
+    }
+    if lines.len() > MAX_LINES {
+        return Err(NodeError::invalid(
+            "lines",
+            format!("at most {MAX_LINES} lines, got {}", lines.len()),
+        ));
+    }
+    for (i, l) in lines.iter().enumerate() {
+        check_quantity(l.quantity, false)
+            .map_err(|r| NodeError::invalid(format!("lines[{i}].quantity"), r))?;
+        if let Some(p) = l.unit_price {
+            check_price(p).map_err(|r| NodeError::invalid(format!("lines[{i}].unit_price"), r))?;
+        }
+    }
+    Ok(())
+}
+
+fn envelope(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    terminal: String,
+    at: Option<DateTime<Utc>>,
+    body: FactBody,
+) -> Fact {
+    let hlc = ctx.tick();
+    let occurred_at = at.unwrap_or_else(Utc::now);
+    Fact {
+        v: FACT_SCHEMA_VERSION,
+        id: FactId::new(),
+        store: ident.store.clone(),
+        node: ident.node_id,
+        terminal,
+        user: None,
+        hlc,
+        occurred_at,
+        business_date: occurred_at.date_naive(),
+        body,
+    }
+}
+
+fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String, NodeError> {
+    let seq = ledger::next_seq(ctx, &format!("receipt/{terminal}"))?;
+    Ok(format!("{}-{terminal}-{seq}", ident.store))
+}
+
+/// Prices and records a sale in the caller's writer job.
+///
+/// # Errors
+/// [`NodeError::Invalid`] for bad lines or tenders, [`NodeError::UnknownSku`],
+/// [`NodeError::Fact`] when tenders do not cover the total, [`NodeError::Store`].
+pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Result<Fact, NodeError> {
+    check_lines(&req.lines)?;
+    if req.tenders.is_empty() {
+        return Err(NodeError::invalid("tenders", "at least one tender is required"));
+    }
+    let terminal = terminal(ident, &req.terminal)?;
+    let c = ident.currency;
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for l in &req.lines {
+        let p = projection::product(ctx.conn, &l.sku)?.ok_or_else(|| NodeError::UnknownSku(l.sku.clone()))?;
+        let price = l.unit_price.unwrap_or(p.unit_price);
+        let overridden = price != p.unit_price;
+        lines.push(Line::priced(
+            &p.sku,
+            &p.name,
+            l.quantity,
+            price,
+            overridden,
+            p.tax_rate,
+            p.stock_tracked,
+            c,
+            1,
+        )?);
+    }
+    let mut tenders = Vec::with_capacity(req.tenders.len());
+    for (i, t) in req.tenders.iter().enumerate() {
+        let amount = parse_minor(&t.amount, c)
+            .map_err(|e| NodeError::invalid(format!("tenders[{i}].amount"), e.to_string()))?;
+        if amount < 0 {
+            return Err(NodeError::invalid(
+                format!("tenders[{i}].amount"),
+                "must not be negative",
+            ));
+        }
+        tenders.push(Tender {
+            kind: t.kind,
+            label: t.label.clone(),
+            amount_minor: amount,
+        });
+    }
+    let (net, tax, total, change) =
+        facts::settle(&lines, &tenders).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
+    let receipt = receipt_no(ctx, ident, &terminal)?;
+    let body = FactBody::Sale(Sale {
+        receipt_no: receipt,
+        currency: c,
+        lines,
+        tenders,
+        net_minor: net,
+        tax_minor: tax,
+        total_minor: total,
+        change_minor: change,
+    });
+    let fact = envelope(ctx, ident, terminal, req.occurred_at, body);
+    ledger::record(ctx, &fact)?;
+    Ok(fact)
+}
+
+/// Reads a stored sale or refund fact.
+///
+/// # Errors
+/// [`NodeError::Store`]; a stored fact that does not decode is reported as such.
+pub fn fact_by_id(conn: &rusqlite::Connection, id: &FactId) -> Result<Option<Fact>, NodeError> {
+    let body: Option<String> = rusqlite::OptionalExtension::optional(
+        conn.prepare_cached("SELECT body FROM facts WHERE fact_id = ?1")?
+            .query_row(params![id.to_string()], |r| r.get(0)),
+    )?;
+    body.map(|b| Fact::decode(&b).map_err(NodeError::from))
+        .transpose()
+}
+
+/// Quantity of `sku` already refunded against `original`.
+fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Result<Decimal, NodeError> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM facts WHERE original_sale = ?1")?;
+    let bodies = stmt.query_map(params![original.to_string()], |r| r.get::<_, String>(0))?;
+    let mut q = Decimal::ZERO;
+    for b in bodies {
+        if let FactBody::Refund(r) = Fact::decode(&b?)?.body {
+            q += r
+                .lines
+                .iter()
+                .filter(|l| l.sku == sku)
+                .map(|l| l.quantity)
+                .sum::<Decimal>();
+        }
+    }
+    Ok(q)
+}
+
+/// Prices and records a refund, with or without the original sale.
+///
+/// # Errors
+/// [`NodeError::NotFound`] for an unknown original sale, [`NodeError::Conflict`] when
+/// refunding more than was sold, [`NodeError::UnknownSku`], [`NodeError::Invalid`].
+pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Result<Fact, NodeError> {
+    check_lines(&req.lines)?;
+    let terminal = terminal(ident, &req.terminal)?;
+    let c = ident.currency;
+    let original = match &req.original_sale {
+        Some(id) => match fact_by_id(ctx.conn, id)? {
+            Some(Fact {
+                body: FactBody::Sale(s),
+                ..
+            }) => Some((*id, s)),
+            _ => return Err(NodeError::NotFound(format!("sale {id}"))),
+        },
+        None => None,
+    };
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, l) in req.lines.iter().enumerate() {
+        let line = match &original {
+            Some((id, sale)) => {
+                let sold: Vec<&Line> = sale.lines.iter().filter(|x| x.sku == l.sku).collect();
+                let Some(first) = sold.first() else {
+                    return Err(NodeError::Conflict(format!(
+                        "lines[{i}]: SKU {} is not on sale {id}",
+                        l.sku
+                    )));
+                };
+                let sold_qty: Decimal = sold.iter().map(|x| x.quantity).sum();
+                let already = refunded_qty(ctx.conn, id, &l.sku)?;
+                if l.quantity + already > sold_qty {
+                    return Err(NodeError::Conflict(format!(
+                        "lines[{i}]: refunding {} of {} but sale {id} sold {sold_qty} and {already} were already refunded",
+                        l.quantity, l.sku
+                    )));
+                }
+                if l.unit_price.is_some_and(|p| p != first.unit_price) {
+                    return Err(NodeError::invalid(
+                        format!("lines[{i}].unit_price"),
+                        "a refund with receipt uses the original price; omit unit_price",
+                    ));
+                }
+                Line::priced(
+                    &first.sku,
+                    &first.description,
+                    l.quantity,
+                    first.unit_price,
+                    first.price_overridden,
+                    first.tax_rate,
+                    first.stock_tracked,
+                    sale.currency,
+                    -1,
+                )?
+            }
+            None => {
+                let p = projection::product(ctx.conn, &l.sku)?
+                    .ok_or_else(|| NodeError::UnknownSku(l.sku.clone()))?;
+                let price = l.unit_price.unwrap_or(p.unit_price);
+                Line::priced(
+                    &p.sku,
+                    &p.name,
+                    l.quantity,
+                    price,
+                    price != p.unit_price,
+                    p.tax_rate,
+                    p.stock_tracked,
+                    c,
+                    -1,
+                )?
+            }
+        };
+        lines.push(line);
+    }
+    let total: i64 = lines.iter().map(|l| l.total_minor).sum();
+    let (kind, label) = match &req.tender {
+        Some(t) => (t.kind, t.label.clone()),
+        None => (TenderKind::Cash, None),
+    };
+    let tenders = vec![Tender {
+        kind,
+        label,
+        amount_minor: total,
+    }];
+    facts::settle(&lines, &tenders).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
+    let receipt = receipt_no(ctx, ident, &terminal)?;
+    let body = FactBody::Refund(Refund {
+        receipt_no: receipt,
+        original_sale: original.map(|(id, _)| id),
+        currency: c,
+        lines,
+        tenders,
+        total_minor: total,
+        restock: req.restock.unwrap_or(true),
+        reason: req.reason.clone(),
+    });
+    let fact = envelope(ctx, ident, terminal, req.occurred_at, body);
+    ledger::record(ctx, &fact)?;
+    Ok(fact)
+}

@@ -1,0 +1,153 @@
+//! The JSON shape of sales and refunds in responses: amounts as decimal strings in major
+//! units with the currency's decimals.
+
+use caja_shared::facts::{Fact, FactBody, Line, Tender, TenderKind};
+use caja_shared::money::{Currency, format_minor};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A sale or refund as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FactView {
+    /// Fact id (UUIDv7).
+    pub id: String,
+    /// `sale` or `refund`.
+    pub kind: String,
+    /// Receipt number `<store>-<terminal>-<seq>`.
+    pub receipt_no: String,
+    /// Store code.
+    pub store: String,
+    /// Terminal id.
+    pub terminal: String,
+    /// When it happened (RFC 3339, UTC).
+    pub occurred_at: String,
+    /// Business day (YYYY-MM-DD).
+    pub business_date: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// For a refund with receipt: the original sale's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_sale: Option<String>,
+    /// Lines.
+    pub lines: Vec<LineView>,
+    /// Tenders.
+    pub tenders: Vec<TenderView>,
+    /// Sum of line nets.
+    pub net: String,
+    /// Sum of line taxes.
+    pub tax: String,
+    /// Total (negative for a refund).
+    pub total: String,
+    /// Cash change given.
+    pub change: String,
+}
+
+/// One line.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LineView {
+    /// SKU.
+    pub sku: String,
+    /// Description at the time.
+    pub description: String,
+    /// Quantity (decimal string).
+    pub quantity: String,
+    /// Unit price, tax exclusive (decimal string, may have more decimals than the currency).
+    pub unit_price: String,
+    /// True when the price differs from the catalog's.
+    pub price_overridden: bool,
+    /// Tax rate as a fraction.
+    pub tax_rate: String,
+    /// Net amount.
+    pub net: String,
+    /// Tax amount.
+    pub tax: String,
+    /// Total amount.
+    pub total: String,
+}
+
+/// One tender.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenderView {
+    /// `cash`, `card` or `other`.
+    pub kind: String,
+    /// Label shown on receipts, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Amount.
+    pub amount: String,
+}
+
+fn line_view(l: &Line, c: Currency) -> LineView {
+    LineView {
+        sku: l.sku.clone(),
+        description: l.description.clone(),
+        quantity: l.quantity.normalize().to_string(),
+        unit_price: l.unit_price.to_string(),
+        price_overridden: l.price_overridden,
+        tax_rate: l.tax_rate.normalize().to_string(),
+        net: format_minor(l.net_minor, c),
+        tax: format_minor(l.tax_minor, c),
+        total: format_minor(l.total_minor, c),
+    }
+}
+
+fn tender_view(t: &Tender, c: Currency) -> TenderView {
+    TenderView {
+        kind: match t.kind {
+            TenderKind::Cash => "cash",
+            TenderKind::Card => "card",
+            TenderKind::Other => "other",
+        }
+        .into(),
+        label: t.label.clone(),
+        amount: format_minor(t.amount_minor, c),
+    }
+}
+
+/// The view of a sale or refund fact; `None` for other facts.
+pub fn view(f: &Fact) -> Option<FactView> {
+    let base = |kind: &str, receipt: &str, c: Currency| FactView {
+        id: f.id.to_string(),
+        kind: kind.into(),
+        receipt_no: receipt.into(),
+        store: f.store.to_string(),
+        terminal: f.terminal.clone(),
+        occurred_at: f.occurred_at.to_rfc3339(),
+        business_date: f.business_date.to_string(),
+        currency: c.code().into(),
+        original_sale: None,
+        lines: vec![],
+        tenders: vec![],
+        net: String::new(),
+        tax: String::new(),
+        total: String::new(),
+        change: format_minor(0, c),
+    };
+    match &f.body {
+        FactBody::Sale(s) => {
+            let c = s.currency;
+            Some(FactView {
+                lines: s.lines.iter().map(|l| line_view(l, c)).collect(),
+                tenders: s.tenders.iter().map(|t| tender_view(t, c)).collect(),
+                net: format_minor(s.net_minor, c),
+                tax: format_minor(s.tax_minor, c),
+                total: format_minor(s.total_minor, c),
+                change: format_minor(s.change_minor, c),
+                ..base("sale", &s.receipt_no, c)
+            })
+        }
+        FactBody::Refund(r) => {
+            let c = r.currency;
+            Some(FactView {
+                original_sale: r.original_sale.map(|o| o.to_string()),
+                lines: r.lines.iter().map(|l| line_view(l, c)).collect(),
+                tenders: r.tenders.iter().map(|t| tender_view(t, c)).collect(),
+                net: format_minor(r.lines.iter().map(|l| l.net_minor).sum(), c),
+                tax: format_minor(r.lines.iter().map(|l| l.tax_minor).sum(), c),
+                total: format_minor(r.total_minor, c),
+                ..base("refund", &r.receipt_no, c)
+            })
+        }
+        FactBody::StockMovement(_) => None,
+    }
+}
