@@ -187,3 +187,204 @@ pub fn sales_report(
         totals: total.totals(currency),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::projection::{Projected, project_fact};
+    use caja_shared::facts::{
+        self, Fact, FactBody, Line, MovementReason, Refund, Sale, StockMovement, Tender, TenderKind,
+    };
+    use caja_shared::ids::{FactId, StoreCode};
+    use rust_decimal::Decimal;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, d).unwrap()
+    }
+
+    fn tender(kind: TenderKind, label: Option<&str>, amount: i64) -> Tender {
+        Tender {
+            kind,
+            label: label.map(str::to_string),
+            amount_minor: amount,
+        }
+    }
+
+    fn base(store: &str, d: u32, body: FactBody) -> Fact {
+        let mut f = facts::tests_support::sample();
+        f.id = FactId::new();
+        f.store = store.parse().unwrap();
+        f.business_date = day(d);
+        f.body = body;
+        f
+    }
+
+    /// A one-line sale of `pence` (no tax) paid with `tenders`.
+    fn sale(store: &str, d: u32, pence: i64, tenders: Vec<Tender>) -> Fact {
+        let line = Line::priced(
+            "X",
+            "x",
+            Decimal::ONE,
+            Decimal::new(pence, 2),
+            false,
+            Decimal::ZERO,
+            true,
+            Currency::GBP,
+            1,
+        )
+        .unwrap();
+        let (net, tax, total, change) = facts::settle(std::slice::from_ref(&line), &tenders).unwrap();
+        base(
+            store,
+            d,
+            FactBody::Sale(Sale {
+                receipt_no: "r".into(),
+                currency: Currency::GBP,
+                lines: vec![line],
+                tenders,
+                net_minor: net,
+                tax_minor: tax,
+                total_minor: total,
+                change_minor: change,
+            }),
+        )
+    }
+
+    fn refund(store: &str, d: u32, pence: i64, tenders: Vec<Tender>) -> Fact {
+        let line = Line::priced(
+            "X",
+            "x",
+            Decimal::ONE,
+            Decimal::new(pence, 2),
+            false,
+            Decimal::ZERO,
+            true,
+            Currency::GBP,
+            -1,
+        )
+        .unwrap();
+        base(
+            store,
+            d,
+            FactBody::Refund(Refund {
+                receipt_no: "r".into(),
+                original_sale: None,
+                currency: Currency::GBP,
+                total_minor: line.total_minor,
+                lines: vec![line],
+                tenders,
+                restock: true,
+                reason: None,
+            }),
+        )
+    }
+
+    fn db_with_facts() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&conn).unwrap();
+        let a: StoreCode = "a".parse().unwrap();
+        let b: StoreCode = "b".parse().unwrap();
+        let first = sale("a", 1, 1530, vec![tender(TenderKind::Cash, None, 2000)]);
+        let a_facts = [
+            first.clone(),
+            sale(
+                "a",
+                1,
+                1000,
+                vec![tender(TenderKind::Card, Some("Credit card"), 1000)],
+            ),
+            refund("a", 1, 500, vec![tender(TenderKind::Cash, None, -500)]),
+            sale("a", 2, 1530, vec![tender(TenderKind::Cash, None, 1530)]),
+        ];
+        for f in &a_facts {
+            assert_eq!(project_fact(&conn, &a, f).unwrap(), Projected::Inserted);
+        }
+        assert_eq!(project_fact(&conn, &a, &first).unwrap(), Projected::Duplicate);
+        let intruder = sale("b", 1, 99_999, vec![tender(TenderKind::Cash, None, 99_999)]);
+        assert_eq!(project_fact(&conn, &a, &intruder).unwrap(), Projected::WrongStore);
+        let stock = base(
+            "b",
+            1,
+            FactBody::StockMovement(StockMovement {
+                sku: "X".into(),
+                quantity: Decimal::TEN,
+                reason: MovementReason::Receipt,
+                note: None,
+            }),
+        );
+        for f in [
+            sale("b", 1, 2550, vec![tender(TenderKind::Card, None, 2550)]),
+            stock,
+        ] {
+            assert_eq!(project_fact(&conn, &b, &f).unwrap(), Projected::Inserted);
+        }
+        assert_eq!(crate::projection::fact_count(&conn).unwrap(), 6);
+        conn
+    }
+
+    #[test]
+    fn report_has_exact_totals_per_day_store_and_chain() {
+        let conn = db_with_facts();
+        let report = sales_report(&conn, Currency::GBP, None, None).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        let expected = serde_json::json!({
+            "currency": "GBP",
+            "stores": {
+                "a": {
+                    "2024-01-01": {"sales": 2, "refunds": 1, "gross": "25.30", "refunded": "-5.00",
+                                   "net": "20.30", "tenders": {"Credit card": "10.00", "cash": "10.30"}},
+                    "2024-01-02": {"sales": 1, "refunds": 0, "gross": "15.30", "refunded": "0.00",
+                                   "net": "15.30", "tenders": {"cash": "15.30"}},
+                    "tenders": {"Credit card": "10.00", "cash": "25.60"}
+                },
+                "b": {
+                    "2024-01-01": {"sales": 1, "refunds": 0, "gross": "25.50", "refunded": "0.00",
+                                   "net": "25.50", "tenders": {"card": "25.50"}},
+                    "tenders": {"card": "25.50"}
+                }
+            },
+            "totals": {"sales": 4, "refunds": 1, "gross": "66.10", "refunded": "-5.00", "net": "61.10",
+                       "tenders": {"Credit card": "10.00", "card": "25.50", "cash": "25.60"}}
+        });
+        assert_eq!(json, expected);
+        let back: SalesReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn report_filters_business_days_inclusively() {
+        let conn = db_with_facts();
+        let report = sales_report(&conn, Currency::GBP, Some(day(2)), Some(day(2))).unwrap();
+        assert_eq!(report.stores.len(), 1);
+        assert_eq!(
+            report.stores["a"].days.keys().copied().collect::<Vec<_>>(),
+            vec![day(2)]
+        );
+        assert_eq!(report.totals.sales, 1);
+        assert_eq!(report.totals.net, "15.30");
+        let none = sales_report(&conn, Currency::GBP, Some(day(3)), None).unwrap();
+        assert!(none.stores.is_empty());
+        assert_eq!(none.totals.gross, "0.00");
+        // Facts in another currency are not summed into a GBP report.
+        let usd = sales_report(&conn, Currency::USD, None, None).unwrap();
+        assert_eq!(usd.totals.sales, 0);
+    }
+
+    #[test]
+    fn change_comes_off_cash_tenders_only() {
+        let t = [
+            tender(TenderKind::Card, None, 500),
+            tender(TenderKind::Cash, None, 300),
+            tender(TenderKind::Cash, Some("Cash"), 1000),
+        ];
+        assert_eq!(
+            crate::projection::takings_by_tender(&t, 1100),
+            vec![
+                ("card".to_string(), 500),
+                ("cash".to_string(), 0),
+                ("Cash".to_string(), 200)
+            ]
+        );
+    }
+}

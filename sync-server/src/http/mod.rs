@@ -61,3 +61,6 @@ pub fn router(server: SyncServer) -> Router {
         .layer(axum::middleware::map_response(error::problemize))
         .layer(TraceLayer::new_for_http())
 }
+
+#[cfg(test)]
+mod tests;
