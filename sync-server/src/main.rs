@@ -47,6 +47,10 @@ async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> 
     let http = tokio::net::TcpListener::bind(args.listen_http)
         .await
         .with_context(|| format!("binding HTTP on {}", args.listen_http))?;
+    let shutdown = CancellationToken::new();
+    // Register the signal handlers before announcing that we serve.
+    let signals = Signals::register()?;
+    tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
     tracing::info!(
         quic = %quic.local_addr()?,
         http = %http.local_addr()?,
@@ -54,34 +58,46 @@ async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> 
         data_dir = %args.data.data_dir.display(),
         "caja-sync serving"
     );
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     server.serve(quic, http, shutdown).await?;
     tracing::info!("caja-sync stopped");
     Ok(())
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// The termination signals `serve` stops on: Ctrl-C (SIGINT) and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Cancels `shutdown` when a signal arrives.
+    async fn cancel_on_signal(mut self, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested");
+        shutdown.cancel();
     }
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
 }

@@ -1,7 +1,7 @@
 //! Frames on QUIC streams: `[u32 BE length][body]` with the body decoded by
 //! [`caja_shared::protocol::decode_body`]. Used by the server and by the node.
 //!
-//! The length is checked against [`MAX_FRAME_BYTES`] before anything is allocated, and
+//! The length is checked against [`protocol::MAX_FRAME_BYTES`] before anything is allocated, and
 //! frames are read one at a time, so a slow reader pushes back on its peer through QUIC
 //! flow control.
 

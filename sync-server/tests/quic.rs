@@ -280,3 +280,55 @@ async fn restart_keeps_report_and_ca() {
     node.close().await;
     run.stop().await;
 }
+
+#[tokio::test]
+async fn a_catalog_edit_from_one_node_reaches_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(dir.path()).await;
+    let token_a = run.server.create_store("a".parse().unwrap(), "A").await.unwrap();
+    let token_b = run.server.create_store("b".parse().unwrap(), "B").await.unwrap();
+    let node_b = Node::start(&run, "b", &token_b, MemHost::default()).await;
+    let genesis = run.server.catalog_heads().await.unwrap();
+    eventually("node b has the catalog", WAIT, || async {
+        node_b.catalog_heads() == genesis
+    })
+    .await;
+
+    // Node a edits its own replica of the catalog before connecting.
+    let mut catalog = caja_shared::docs::catalog_genesis().unwrap();
+    let product = Product {
+        sku: "LOCAL".into(),
+        name: "local item".into(),
+        unit_price: Decimal::new(100, 2),
+        tax_rate: Decimal::ZERO,
+        barcode: None,
+        category: None,
+        stock_tracked: false,
+    };
+    caja_shared::docs::put_products(&mut catalog, std::slice::from_ref(&product)).unwrap();
+    let mut host = MemHost::default();
+    host.docs.insert(DocId::Catalog, catalog);
+    let node_a = Node::start(&run, "a", &token_a, host).await;
+
+    let server = run.server.clone();
+    eventually("server has the node's product", WAIT, || {
+        let server = server.clone();
+        async move { server.product("LOCAL").await.unwrap().is_some() }
+    })
+    .await;
+    eventually("node b got the product", WAIT, || async {
+        node_b.product("LOCAL").is_some()
+    })
+    .await;
+    assert_eq!(node_b.product("LOCAL"), Some(product));
+    node_a.close().await;
+    node_b.close().await;
+    run.stop().await;
+
+    // Each session saved its sync states when it ended.
+    let conn = rusqlite::Connection::open(dir.path().join(caja_sync_server::db::DB_FILE)).unwrap();
+    let peers: i64 = conn
+        .query_row("SELECT COUNT(DISTINCT peer) FROM sync_states", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(peers, 2);
+}
