@@ -346,6 +346,7 @@ impl Catalog {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::replay::plan::{limit_days, parse_plan};

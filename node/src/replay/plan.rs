@@ -532,6 +532,7 @@ pub(crate) fn add_store(stores: &mut Vec<(StoreCode, String)>, code: &StoreCode,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -195,6 +195,7 @@ pub fn parse<R: Read>(reader: R) -> Result<ReplayPlan, ReplayError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::replay::plan::{parse_plan, read_plan};
