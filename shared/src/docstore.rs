@@ -33,7 +33,7 @@ pub enum DocStoreError {
         /// The document.
         doc: String,
         /// Automerge's reason.
-        source: automerge::AutomergeError,
+        source: Box<automerge::AutomergeError>,
     },
     /// A document-level error.
     #[error(transparent)]
@@ -87,7 +87,7 @@ pub fn load(conn: &Connection, doc: &DocId) -> Result<Option<Automerge>, DocStor
     }
     let mut am = Automerge::load(&bytes).map_err(|source| DocStoreError::Corrupt {
         doc: doc.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     if matches!(doc, DocId::Catalog) {
         // Give this process its own actor: never reuse the genesis actor for edits.

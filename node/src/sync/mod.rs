@@ -238,6 +238,18 @@ async fn session(
     };
     wire::write_frame(&mut send, &hello).await?;
     info!(server = %target.server, "sync session started");
+    // `read_frame` is not cancel-safe, so a reader task owns the stream and hands whole
+    // frames over a one-slot channel (which also gives backpressure).
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = wire::read_frame(&mut recv).await;
+            let end = !matches!(r, Ok(Some(_)));
+            if frames_tx.send(r).await.is_err() || end {
+                break;
+            }
+        }
+    });
     let link = node.link().clone();
     let result = loop {
         tokio::select! {
@@ -245,8 +257,8 @@ async fn session(
             _ = enabled.changed() => {
                 if !*enabled.borrow() { break Err(LinkError::Disabled); }
             }
-            frame = wire::read_frame(&mut recv) => {
-                let Some(frame) = frame? else { break Err(LinkError::Closed) };
+            frame = frames.recv() => {
+                let Some(frame) = frame.transpose()?.flatten() else { break Err(LinkError::Closed) };
                 let welcome = matches!(frame, Frame::Welcome { .. });
                 link.update(|s| { s.last_sync_at = Some(Utc::now()); if welcome { s.connected = true; s.last_error = None; } });
                 let (s, out) = step(node, session, move |s, h| s.handle(frame, h)).await?;
@@ -278,5 +290,6 @@ async fn session(
     }
     let _ = send.finish();
     conn.close(0u32.into(), b"bye");
+    reader.abort();
     result
 }
