@@ -35,6 +35,10 @@ pub struct LinkStatus {
     pub last_sync_at: Option<DateTime<Utc>>,
     /// The last connection error, cleared on success.
     pub last_error: Option<String>,
+    /// UDP bytes sent to the server over all sessions since start (QUIC overhead included).
+    pub bytes_sent: u64,
+    /// UDP bytes received from the server over all sessions since start.
+    pub bytes_received: u64,
 }
 
 /// The node's link to the sync server: its status and an on/off switch (a store can be
@@ -251,7 +255,16 @@ async fn session(
         }
     });
     let link = node.link().clone();
+    let (base_tx, base_rx) = {
+        let s = link.status();
+        (s.bytes_sent, s.bytes_received)
+    };
     let result = loop {
+        let stats = conn.stats();
+        link.update(|s| {
+            s.bytes_sent = base_tx + stats.udp_tx.bytes;
+            s.bytes_received = base_rx + stats.udp_rx.bytes;
+        });
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             _ = enabled.changed() => {
@@ -283,6 +296,11 @@ async fn session(
             }
         }
     };
+    let stats = conn.stats();
+    link.update(|s| {
+        s.bytes_sent = base_tx + stats.udp_tx.bytes;
+        s.bytes_received = base_rx + stats.udp_rx.bytes;
+    });
     if let Err(LinkError::Sync(e)) = &result
         && let Some(f) = e.to_frame()
     {

@@ -40,6 +40,10 @@ pub struct SyncStatus {
     pub catalog_heads: Vec<String>,
     /// Products in the local catalog.
     pub catalog_products: u64,
+    /// UDP bytes sent to the server since the node started.
+    pub bytes_sent: u64,
+    /// UDP bytes received from the server since the node started.
+    pub bytes_received: u64,
 }
 
 /// The sync link's state.
@@ -78,6 +82,8 @@ pub async fn status(State(node): State<Node>) -> Result<Json<SyncStatus>, ApiErr
         last_error: st.last_error,
         catalog_heads: heads,
         catalog_products: products as u64,
+        bytes_sent: st.bytes_sent,
+        bytes_received: st.bytes_received,
     }))
 }
 
