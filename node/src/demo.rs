@@ -154,6 +154,9 @@ pub fn synthetic_plan() -> ReplayPlan {
     }
 }
 
+/// One row of a node's own daily figures: (day, sales, refunds, gross minor, refunded minor).
+type DayRow = (String, i64, i64, i64, i64);
+
 /// Per store and day: (sales, refunds, gross minor, refunded minor) from a node's own
 /// projection, to check the server's report against.
 async fn node_totals(chain: &Chain) -> anyhow::Result<BTreeMap<(String, String), (i64, i64, i64, i64)>> {
@@ -162,22 +165,20 @@ async fn node_totals(chain: &Chain) -> anyhow::Result<BTreeMap<(String, String),
         let rows = n
             .node
             .db()
-            .read(
-                |c| -> Result<Vec<(String, i64, i64, i64, i64)>, crate::store::StoreError> {
-                    let mut stmt = c.prepare(
-                        "SELECT business_date, SUM(kind = 'sale'), SUM(kind = 'refund'),
+            .read(|c| -> Result<Vec<DayRow>, crate::store::StoreError> {
+                let mut stmt = c.prepare(
+                    "SELECT business_date, SUM(kind = 'sale'), SUM(kind = 'refund'),
                             COALESCE(SUM(CASE WHEN kind = 'sale' THEN total_minor END), 0),
                             COALESCE(SUM(CASE WHEN kind = 'refund' THEN total_minor END), 0)
                      FROM facts WHERE local = 1 AND kind IN ('sale', 'refund') GROUP BY business_date",
-                    )?;
-                    let rows = stmt
-                        .query_map([], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                        })?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(rows)
-                },
-            )
+                )?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
             .await?;
         for (d, s, r, g, rf) in rows {
             out.insert((n.store.to_string(), d), (s, r, g, rf));

@@ -37,9 +37,9 @@ pub enum NodeError {
     /// A fact could not be built.
     #[error(transparent)]
     Fact(#[from] FactError),
-    /// Storage failed.
+    /// Storage failed (boxed: storage errors are large and rare).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
 }
 
 impl NodeError {
@@ -52,14 +52,20 @@ impl NodeError {
     }
 }
 
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        NodeError::Store(Box::new(e))
+    }
+}
+
 impl From<rusqlite::Error> for NodeError {
     fn from(e: rusqlite::Error) -> Self {
-        NodeError::Store(StoreError::Sqlite(e))
+        StoreError::Sqlite(e).into()
     }
 }
 
 impl From<caja_shared::docs::DocError> for NodeError {
     fn from(e: caja_shared::docs::DocError) -> Self {
-        NodeError::Store(StoreError::Schema(e))
+        StoreError::Schema(e).into()
     }
 }

@@ -51,11 +51,14 @@ pub enum ApiError {
     /// The route does not exist.
     #[error("no route {0}")]
     NoRoute(String),
+    /// The route exists but not with this method (the `Allow` header lists those it has).
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Node(NodeError::Store(e))
+        ApiError::Node(NodeError::from(e))
     }
 }
 
@@ -131,6 +134,11 @@ impl ApiError {
                 "Unsupported media type",
             ),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no-route", "No such route"),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
         }
     }
 }
