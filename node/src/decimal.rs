@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
+use serde::de::Unexpected;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize)]
@@ -15,18 +16,20 @@ enum Raw {
 }
 
 fn convert<E: serde::de::Error>(raw: Raw) -> Result<Decimal, E> {
+    // `invalid_value` (not `custom`): the HTTP layer reports these as invalid input naming
+    // the field, like any other refused value.
     match raw {
         Raw::Int(i) => Ok(Decimal::from(i)),
         Raw::Float(f) => {
             if !f.is_finite() {
-                return Err(E::custom("not a finite number"));
+                return Err(E::invalid_value(Unexpected::Float(f), &"a finite number"));
             }
             Decimal::from_str(&f.to_string())
-                .map_err(|_| E::custom(format!("{f} is not a decimal we can hold")))
+                .map_err(|_| E::invalid_value(Unexpected::Float(f), &"a decimal number we can hold"))
         }
         Raw::Text(s) => Decimal::from_str(s.trim())
             .or_else(|_| Decimal::from_scientific(s.trim()))
-            .map_err(|_| E::custom(format!("{s:?} is not a decimal number"))),
+            .map_err(|_| E::invalid_value(Unexpected::Str(&s), &"a decimal number")),
     }
 }
 

@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
@@ -12,7 +13,10 @@ use crate::error::NodeError;
 ///
 /// # Errors
 /// [`ApiError::UnsupportedMediaType`] without `application/json`; [`ApiError::BadJson`]
-/// with serde's description (line, column, what was expected).
+/// with serde's description (path, line, column, what was expected) for a body that is not
+/// JSON of the expected shape; [`NodeError::Invalid`] naming the field (`lines[0].quantity`)
+/// for a value of the right type that the field refuses (a decimal string that is not a
+/// number).
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -25,8 +29,31 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T,
             if ct.is_empty() { "nothing" } else { ct }
         )));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadJson(format!("invalid JSON body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        // A value of the right JSON type that a field refuses (`"quantity": "abc"`) is
+        // invalid input naming the field, like any other bad value: 422, not 400.
+        if e.classify() == Category::Data && e.to_string().starts_with(INVALID_VALUE) {
+            let msg = e.to_string();
+            let reason = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
+            return ApiError::from(NodeError::invalid(path, reason));
+        }
+        if path.is_empty() || path == "." {
+            ApiError::BadJson(format!("invalid JSON body: {e}"))
+        } else {
+            ApiError::BadJson(format!("invalid JSON body at {path}: {e}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadJson(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
+
+/// How serde words an error of a value with the right type but a refused content
+/// (`serde::de::Error::invalid_value`, which the decimal fields use).
+const INVALID_VALUE: &str = "invalid value: ";
 
 /// The `Idempotency-Key` header, if present: 1-255 visible ASCII characters.
 ///

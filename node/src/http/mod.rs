@@ -57,6 +57,10 @@ async fn no_route(req: Request) -> ApiError {
     ApiError::NoRoute(format!("{} {}", req.method(), req.uri().path()))
 }
 
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} {}", req.method(), req.uri().path()))
+}
+
 /// Builds the router with its limits: body size (`max_body_bytes`, CSV imports 8x),
 /// 30 s request timeout, request tracing.
 pub fn router(node: Node) -> Router {
@@ -80,6 +84,8 @@ pub fn router(node: Node) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/openapi.json", get(openapi))
+        // After every route: it applies to the routes added so far. axum still sets `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(

@@ -5,6 +5,7 @@
 
 use caja_shared::docs::{DocId, Product};
 use caja_shared::facts::{Fact, FactBody};
+use caja_sync_server::projection::takings_by_tender;
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 
@@ -85,12 +86,11 @@ pub fn project_fact(
         conn.prepare_cached("INSERT INTO stock_moves (fact_id, sku, qty_milli) VALUES (?1, ?2, ?3)")?;
     match &fact.body {
         FactBody::Sale(s) => {
-            for t in &s.tenders {
-                tender.execute(params![id, t.report_name(), t.amount_minor])?;
-            }
-            if s.change_minor != 0 {
-                // Change is given back in cash: takings by tender then add up to the total.
-                tender.execute(params![id, "cash", -s.change_minor])?;
+            // Change comes out of the cash tenders (net of change, under their own report
+            // names), so takings by tender add up to the total; the sync server's reports
+            // use the same rule.
+            for (name, amount) in takings_by_tender(&s.tenders, s.change_minor) {
+                tender.execute(params![id, name, amount])?;
             }
             for l in s.lines.iter().filter(|l| l.stock_tracked) {
                 stock.execute(params![id, l.sku, -qty_milli(l.quantity)])?;
