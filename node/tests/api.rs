@@ -1286,3 +1286,69 @@ async fn unknown_routes_and_methods_are_problems() {
         .await
         .problem(405, "method-not-allowed");
 }
+
+// ---------------------------------------------------------------------------------------
+// Limits and races
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn line_count_limit() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    let max = caja_node::sales::MAX_LINES;
+    let lines = |n: usize| Value::Array(vec![json!({"sku": "BAG-1", "quantity": 1}); n]);
+    let detail = node
+        .post(
+            "/v1/sales",
+            &sale(lines(max + 1), json!([{"kind": "cash", "amount": "1000"}])),
+        )
+        .await
+        .problem(422, "invalid-input");
+    assert!(detail.starts_with("lines: "), "{detail}");
+    let s = checkout(
+        &node,
+        &sale(lines(max), json!([{"kind": "cash", "amount": "1000"}])),
+    )
+    .await;
+    assert_eq!(s["lines"].as_array().unwrap().len(), max);
+    assert_eq!(s["total"], format!("{}.{:02}", max / 10, max % 10 * 10));
+}
+
+#[tokio::test]
+async fn concurrent_refunds_never_exceed_the_sale() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    let s = checkout(&node, &cash_sale("TEA-1", "3", "9")).await;
+    let body =
+        json!({"original_sale": s["id"], "lines": [{"sku": "TEA-1", "quantity": 2}], "occurred_at": AT});
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (client, url, body) = (node.client.clone(), node.url.clone(), body.clone());
+        tasks.spawn(async move {
+            let r = client
+                .post(format!("{url}/v1/refunds"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        });
+    }
+    let mut statuses = tasks.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409]);
+    let r = node.report(DAY).await;
+    assert_eq!((&r["refunds"], &r["refunded"]), (&json!(1), &json!("-6.00")));
+    assert_eq!(node.on_hand("TEA-1").await, "-1");
+}
+
+#[tokio::test]
+async fn search_folds_accents() {
+    let node = spawn_node().await;
+    node.product("CAF-1", json!({"name": "Café crème", "unit_price": "3"}))
+        .await;
+    for q in ["caf%C3%A9", "cafe", "CREME", "caf%C3%A9%20cr%C3%A8"] {
+        let r = node.get(&format!("/v1/products?q={q}")).await;
+        assert_eq!(r.ok(200).as_array().unwrap().len(), 1, "{q}");
+    }
+}
