@@ -143,7 +143,7 @@ async fn checkout() -> anyhow::Result<()> {
     // The physical limit: plain inserts of the same rows, same durability, one transaction each.
     let rows: Vec<String> = node
         .db()
-        .read(|c| -> Result<Vec<String>, caja_node::store::StoreError> {
+        .read(|c| -> anyhow::Result<Vec<String>> {
             let mut s = c.prepare("SELECT body FROM facts LIMIT 2000")?;
             Ok(s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
         })
