@@ -285,9 +285,13 @@ pub fn skus(doc: &impl ReadDoc) -> Result<Vec<String>, DocError> {
     Ok(doc.keys(&root).collect())
 }
 
-/// The SKUs whose products changed between two sets of heads (from automerge's diff).
+/// The SKUs whose products changed between two sets of heads (from automerge's diff), each
+/// once, in the order of the diff.
 pub fn changed_skus(doc: &Automerge, before: &[ChangeHash], after: &[ChangeHash]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // A product gives several patches (one per field): dedupe with a set, not a scan of
+    // `out`, which made a first catalog of a few thousand products quadratic.
+    let mut seen = std::collections::HashSet::new();
     for patch in doc.diff(before, after) {
         // A product's own map sits at path [(root, "products"), (products, sku)]; a new
         // product shows as a PutMap on the products map itself.
@@ -300,7 +304,7 @@ pub fn changed_skus(doc: &Automerge, before: &[ChangeHash], after: &[ChangeHash]
             _ => None,
         };
         if let Some(s) = sku
-            && !out.contains(&s)
+            && seen.insert(s.clone())
         {
             out.push(s);
         }
