@@ -113,7 +113,7 @@ pub fn list(conn: &Connection) -> Result<Vec<DocId>, DocStoreError> {
 }
 
 /// Stores what changed in `am` since `before` (nothing if nothing did), compacting the
-/// document when it has too many chunks.
+/// document in place when it has more than [`COMPACT_AFTER`] chunks.
 ///
 /// # Errors
 /// [`DocStoreError::Sqlite`].
@@ -123,9 +123,27 @@ pub fn persist(
     am: &Automerge,
     before: &[ChangeHash],
 ) -> Result<(), DocStoreError> {
+    if append(conn, doc, am, before)? > COMPACT_AFTER {
+        compact(conn, doc, am)?;
+    }
+    Ok(())
+}
+
+/// Stores what changed in `am` since `before` without compacting, and returns how many
+/// chunks the document now has (0 when nothing changed), so the caller can compact later,
+/// off its hot path ([`compact_stored`]).
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn append(
+    conn: &Connection,
+    doc: &DocId,
+    am: &Automerge,
+    before: &[ChangeHash],
+) -> Result<i64, DocStoreError> {
     let after = am.get_heads();
     if after == before {
-        return Ok(());
+        return Ok(0);
     }
     let id = doc.to_string();
     let chunk = am.save_after(before);
@@ -140,10 +158,53 @@ pub fn persist(
     let n: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM doc_chunks WHERE doc_id = ?1")?
         .query_row(params![id], |r| r.get(0))?;
-    if n > COMPACT_AFTER {
-        compact(conn, doc, am)?;
+    Ok(n)
+}
+
+/// Compacts a document from what is stored, without the caller's in-memory copy: loads
+/// the chunks present now, saves them as one snapshot and replaces exactly those chunks
+/// with it (keeping the first chunk's position), in one transaction. Chunks appended by
+/// another connection meanwhile are untouched and still load after the snapshot. Meant for
+/// a background thread with its own connection.
+///
+/// Returns the number of chunks replaced (0 if there was nothing to do).
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`] (e.g. busy), [`DocStoreError::Corrupt`].
+pub fn compact_stored(conn: &mut Connection, doc: &DocId) -> Result<usize, DocStoreError> {
+    let id = doc.to_string();
+    // Read and rebuild outside any write lock, so the writer is never held up by the
+    // (document-sized) load and save.
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, bytes FROM doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+        stmt.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    if rows.len() < 2 {
+        return Ok(0);
     }
-    Ok(())
+    let bytes: Vec<u8> = rows.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    let am = Automerge::load(&bytes).map_err(|source| DocStoreError::Corrupt {
+        doc: id.clone(),
+        source: Box::new(source),
+    })?;
+    let snapshot = am.save();
+    let (first, last) = (rows[0].0, rows[rows.len() - 1].0);
+    // Swap under the write lock, only if exactly the chunks we read are still there.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let still: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM doc_chunks WHERE doc_id = ?1 AND seq BETWEEN ?2 AND ?3")?
+        .query_row(params![id, first, last], |r| r.get(0))?;
+    if still != rows.len() as i64 {
+        return Ok(0);
+    }
+    tx.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1 AND seq BETWEEN ?2 AND ?3")?
+        .execute(params![id, first, last])?;
+    tx.prepare_cached("INSERT INTO doc_chunks (seq, doc_id, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![first, id, snapshot])?;
+    tx.commit()?;
+    Ok(rows.len())
 }
 
 /// The stored heads of every document (without loading any), for announcing on connect.
@@ -312,6 +373,33 @@ mod tests {
             docs::ledger_len(cache.get_or_create(&conn, &doc).unwrap()),
             (COMPACT_AFTER + 5) as usize
         );
+    }
+
+    #[test]
+    fn background_compaction_keeps_later_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        writer.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+        migrate(&writer).unwrap();
+        let mut compactor = Connection::open(&path).unwrap();
+        let doc: DocId = "ledger/a/2024-01-01".parse().unwrap();
+        let mut am = docs::ledger_empty();
+        let add = |am: &mut Automerge| {
+            let before = am.get_heads();
+            let mut f = sample();
+            f.id = crate::ids::FactId::new();
+            docs::append_facts(am, &[f]).unwrap();
+            append(&writer, &doc, am, &before).unwrap()
+        };
+        for _ in 0..10 {
+            add(&mut am);
+        }
+        assert_eq!(compact_stored(&mut compactor, &doc).unwrap(), 10);
+        assert_eq!(add(&mut am), 2, "snapshot + the chunk written after it");
+        let back = load(&writer, &doc).unwrap().unwrap();
+        assert_eq!(back.get_heads(), am.get_heads());
+        assert_eq!(docs::ledger_len(&back), 11);
     }
 
     #[test]

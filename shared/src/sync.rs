@@ -370,7 +370,7 @@ mod tests {
             }
             if let Some(f) = to_node.pop_front() {
                 sent += 1;
-                if dup > 0 && sent % dup == 0 && matches!(f, Frame::Sync { .. }) {
+                if dup > 0 && sent.is_multiple_of(dup) && matches!(f, Frame::Sync { .. }) {
                     to_server.extend(ns.handle(f.clone(), node).unwrap());
                 }
                 to_server.extend(ns.handle(f, node).unwrap());

@@ -78,6 +78,7 @@ pub struct Ctx<'a> {
     pub hlc: &'a mut Hlc,
     touched: Vec<DocId>,
     changed: Vec<DocId>,
+    compact: Vec<DocId>,
 }
 
 impl Ctx<'_> {
@@ -101,7 +102,12 @@ impl Ctx<'_> {
     pub fn persist(&mut self, id: &DocId, before: &[ChangeHash]) -> Result<(), StoreError> {
         let am = self.docs.get_or_create(self.conn, id)?;
         if am.get_heads() != before {
-            docstore::persist(self.conn, id, am, before)?;
+            // Compaction runs later on the maintenance thread, off the sale's latency.
+            if docstore::append(self.conn, id, am, before)? > docstore::COMPACT_AFTER
+                && !self.compact.contains(id)
+            {
+                self.compact.push(id.clone());
+            }
             if !self.changed.contains(id) {
                 self.changed.push(id.clone());
             }
@@ -149,9 +155,16 @@ impl Db {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let (changes, _) = broadcast::channel(4096);
         let notify = changes.clone();
+        let maint_conn = Connection::open(&path)?;
+        schema::configure_maintenance(&maint_conn)?;
+        let (maint, maint_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("caja-maintenance".into())
+            .spawn(move || maintenance_loop(maint_conn, maint_rx))
+            .map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         std::thread::Builder::new()
             .name("caja-writer".into())
-            .spawn(move || writer_loop(conn, rx, hlc, notify))
+            .spawn(move || writer_loop(conn, rx, hlc, notify, maint))
             .map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         Ok(Db(Arc::new(Inner {
             path,
@@ -270,11 +283,38 @@ fn last_hlc(conn: &Connection) -> Result<HlcTimestamp, StoreError> {
     })
 }
 
+/// Compacts documents the writer reports and checkpoints the WAL, on its own connection,
+/// so neither a document-sized save nor a checkpoint lands on a sale's latency. Ends when
+/// the writer ends.
+fn maintenance_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<DocId>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(doc) => {
+                if let Err(e) = docstore::compact_stored(&mut conn, &doc) {
+                    tracing::warn!(%doc, error = %e, "compaction failed; will retry at the next trigger");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // PASSIVE never blocks the writer; it copies what it can.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                return;
+            }
+        }
+    }
+}
+
 fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     mut hlc: Hlc,
     notify: broadcast::Sender<DocId>,
+    maint: std::sync::mpsc::Sender<DocId>,
 ) {
     let mut cache = DocCache::new(DOC_CACHE);
     while let Some(first) = rx.blocking_recv() {
@@ -287,7 +327,11 @@ fn writer_loop(
         }
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
         let mut changed: Vec<DocId> = Vec::new();
-        let tx = match conn.transaction() {
+        let mut compact: Vec<DocId> = Vec::new();
+        // IMMEDIATE: take the write lock at BEGIN (waiting up to busy_timeout if the
+        // maintenance thread holds it) instead of failing at the first write on a stale
+        // read snapshot (SQLITE_BUSY_SNAPSHOT).
+        let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin a write transaction");
@@ -307,21 +351,23 @@ fn writer_loop(
                     continue;
                 }
             };
-            let (ok, finish, touched, job_changed) = {
+            let (ok, finish, touched, job_changed, job_compact) = {
                 let mut ctx = Ctx {
                     conn: &sp,
                     docs: &mut cache,
                     hlc: &mut hlc,
                     touched: Vec::new(),
                     changed: Vec::new(),
+                    compact: Vec::new(),
                 };
                 let (ok, finish) = job(&mut ctx);
-                (ok, finish, ctx.touched, ctx.changed)
+                (ok, finish, ctx.touched, ctx.changed, ctx.compact)
             };
             if ok {
                 match sp.commit() {
                     Ok(()) => {
                         changed.extend(job_changed);
+                        compact.extend(job_compact);
                         finishes.push(finish);
                     }
                     Err(e) => {
@@ -348,6 +394,10 @@ fn writer_loop(
                 changed.dedup();
                 for d in changed {
                     let _ = notify.send(d);
+                }
+                compact.dedup();
+                for d in compact {
+                    let _ = maint.send(d);
                 }
             }
             Err(e) => {

@@ -95,8 +95,20 @@ pub(crate) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA wal_autocheckpoint = 20000;",
     )?;
+    // Checkpoints normally run on the maintenance connection (`PASSIVE`, every second);
+    // the high autocheckpoint above is only a safety net if that thread stalls.
+    Ok(())
+}
+
+/// Settings for the maintenance connection (compaction, checkpoints).
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub(crate) fn configure_maintenance(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")?;
     Ok(())
 }
 
