@@ -139,6 +139,96 @@ fn yes() -> bool {
     true
 }
 
+/// Why a product was refused ([`Product::validated`]).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {reason}")]
+pub struct ProductError {
+    /// The field, e.g. `unit_price`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Longest SKU, in characters.
+pub const MAX_SKU_CHARS: usize = 64;
+/// Longest product name or category, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Checks a SKU: 1-64 characters, no control characters, no surrounding spaces.
+///
+/// # Errors
+/// [`ProductError`] on field `sku`.
+pub fn check_sku(sku: &str) -> Result<(), ProductError> {
+    let n = sku.chars().count();
+    if n == 0 || n > MAX_SKU_CHARS || sku.chars().any(char::is_control) || sku.trim() != sku {
+        return Err(ProductError {
+            field: "sku",
+            reason: format!(
+                "{sku:?} must be 1-{MAX_SKU_CHARS} characters without control characters or surrounding spaces"
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Product {
+    /// The one set of catalog rules, used by the node and the sync server alike: SKU per
+    /// [`check_sku`]; name trimmed, 1-200 characters, no control characters; unit price
+    /// non-negative with at most 6 decimals and at most 10,000,000; tax rate a fraction
+    /// between 0 and 1; barcode a valid EAN-13 / UPC-A (GS1 check digit) normalised to 13
+    /// digits, blank meaning none; category trimmed, at most 200 characters, blank meaning
+    /// none.
+    ///
+    /// # Errors
+    /// [`ProductError`] naming the first field that is wrong.
+    pub fn validated(mut self) -> Result<Product, ProductError> {
+        let err = |field: &'static str, reason: String| Err(ProductError { field, reason });
+        check_sku(&self.sku)?;
+        self.name = self.name.trim().to_string();
+        let n = self.name.chars().count();
+        if n == 0 || n > MAX_NAME_CHARS || self.name.chars().any(char::is_control) {
+            return err(
+                "name",
+                format!("must be 1-{MAX_NAME_CHARS} characters without control characters"),
+            );
+        }
+        let p = self.unit_price;
+        if p.is_sign_negative() && !p.is_zero() {
+            return err("unit_price", format!("must not be negative, got {p}"));
+        }
+        if p.normalize().scale() > 6 {
+            return err("unit_price", format!("{p} has more than 6 decimals"));
+        }
+        if p > Decimal::from(10_000_000) {
+            return err("unit_price", format!("{p} is more than 10,000,000"));
+        }
+        let t = self.tax_rate;
+        if (t.is_sign_negative() && !t.is_zero()) || t > Decimal::ONE {
+            return err("tax_rate", format!("{t} must be a fraction between 0 and 1"));
+        }
+        self.barcode = match self.barcode.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(b) => match crate::barcode::normalize_gtin(b) {
+                Ok(code) => Some(code),
+                Err(e) => return err("barcode", e.to_string()),
+            },
+        };
+        self.category = self
+            .category
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        if let Some(c) = &self.category
+            && (c.chars().count() > MAX_NAME_CHARS || c.chars().any(char::is_control))
+        {
+            return err(
+                "category",
+                format!("must be at most {MAX_NAME_CHARS} characters without control characters"),
+            );
+        }
+        Ok(self)
+    }
+}
+
 const PRODUCTS: &str = "products";
 
 /// A fresh catalog replica: the shared genesis change (fixed actor, fixed time), then a
@@ -407,6 +497,37 @@ mod tests {
                 a.receive_sync_message(&mut sa, m).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn product_rules() {
+        let ok = p("A-1", "2.55").validated().unwrap();
+        assert_eq!(ok.name, "item A-1");
+        let mut b = p("A", "1");
+        b.barcode = Some("036000291452".into());
+        assert_eq!(b.validated().unwrap().barcode.as_deref(), Some("0036000291452"));
+        for (sku, price, field) in [
+            ("", "1", "sku"),
+            (" A", "1", "sku"),
+            ("A\u{7}", "1", "sku"),
+            ("A", "-1", "unit_price"),
+            ("A", "1.0000001", "unit_price"),
+        ] {
+            assert_eq!(
+                p(sku, price).validated().unwrap_err().field,
+                field,
+                "{sku:?} {price}"
+            );
+        }
+        let mut t = p("A", "1");
+        t.tax_rate = Decimal::from(2);
+        assert_eq!(t.validated().unwrap_err().field, "tax_rate");
+        let mut n = p("A", "1");
+        n.name = "   ".into();
+        assert_eq!(n.validated().unwrap_err().field, "name");
+        let mut bc = p("A", "1");
+        bc.barcode = Some("4006381333932".into());
+        assert_eq!(bc.validated().unwrap_err().field, "barcode");
     }
 
     #[test]

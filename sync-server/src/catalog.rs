@@ -80,54 +80,13 @@ pub(crate) fn product_count(core: &mut Core) -> Result<usize, ServerError> {
     Ok(docs::skus(am)?.len())
 }
 
-/// Checks and normalises a product before it enters the catalog: SKU 1-64 characters
-/// without control characters, a non-empty name without control characters (at most 500
-/// characters), a non-negative unit price, a tax rate between 0 and 1, a valid GTIN
-/// barcode (normalised to 13 digits) and a category without control characters.
+/// Checks and normalises a product before it enters the catalog, by the chain's one set
+/// of rules ([`Product::validated`]).
 ///
 /// # Errors
 /// [`ServerError::Invalid`] saying which field is wrong and why.
-pub fn validate_product(mut p: Product) -> Result<Product, ServerError> {
-    let bad = |msg: String| Err(ServerError::Invalid(msg));
-    let sku_len = p.sku.chars().count();
-    if sku_len == 0 || sku_len > 64 || p.sku.chars().any(char::is_control) {
-        return bad(format!(
-            "sku {:?} must be 1-64 characters without control characters",
-            p.sku
-        ));
-    }
-    let name_len = p.name.trim().chars().count();
-    if name_len == 0 || name_len > 500 || p.name.chars().any(char::is_control) {
-        return bad(format!(
-            "product {}: name must be 1-500 characters without control characters",
-            p.sku
-        ));
-    }
-    if p.unit_price.is_sign_negative() && !p.unit_price.is_zero() {
-        return bad(format!(
-            "product {}: unit_price {} is negative",
-            p.sku, p.unit_price
-        ));
-    }
-    if p.tax_rate.is_sign_negative() && !p.tax_rate.is_zero() || p.tax_rate > rust_decimal::Decimal::ONE {
-        return bad(format!(
-            "product {}: tax_rate {} must be a fraction between 0 and 1",
-            p.sku, p.tax_rate
-        ));
-    }
-    if let Some(code) = &p.barcode {
-        match caja_shared::barcode::normalize_gtin(code) {
-            Ok(n) => p.barcode = Some(n),
-            Err(e) => return bad(format!("product {}: {e}", p.sku)),
-        }
-    }
-    if let Some(c) = &p.category
-        && (c.chars().count() > 200 || c.chars().any(char::is_control))
-    {
-        return bad(format!(
-            "product {}: category must be at most 200 characters without control characters",
-            p.sku
-        ));
-    }
-    Ok(p)
+pub fn validate_product(p: Product) -> Result<Product, ServerError> {
+    let sku = p.sku.clone();
+    p.validated()
+        .map_err(|e| ServerError::Invalid(format!("product {sku:?}: {e}")))
 }

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::decimal::{self, check_price};
+use crate::decimal;
 use crate::error::NodeError;
 use crate::store::{Ctx, projection};
 
@@ -73,54 +73,23 @@ impl From<&Product> for ProductView {
     }
 }
 
-/// Checks a SKU: 1-64 characters, no control characters, no leading/trailing spaces.
-///
-/// # Errors
-/// [`NodeError::Invalid`].
-pub fn check_sku(sku: &str) -> Result<(), NodeError> {
-    if sku.is_empty() || sku.chars().count() > 64 || sku.chars().any(char::is_control) || sku.trim() != sku {
-        return Err(NodeError::invalid(
-            "sku",
-            format!("{sku:?} must be 1-64 characters without control characters or surrounding spaces"),
-        ));
-    }
-    Ok(())
-}
-
-/// Validates client input into a catalog product.
+/// Validates client input into a catalog product by the chain's rules
+/// ([`Product::validated`], shared with the sync server).
 ///
 /// # Errors
 /// [`NodeError::Invalid`] naming the field.
 pub fn validate(sku: &str, input: ProductInput) -> Result<Product, NodeError> {
-    check_sku(sku)?;
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(NodeError::invalid("name", "must be 1-200 characters"));
-    }
-    check_price(input.unit_price).map_err(|r| NodeError::invalid("unit_price", r))?;
-    let tax_rate = input.tax_rate.unwrap_or(Decimal::ZERO);
-    if tax_rate.is_sign_negative() || tax_rate > Decimal::ONE {
-        return Err(NodeError::invalid(
-            "tax_rate",
-            format!("{tax_rate} must be a fraction between 0 and 1"),
-        ));
-    }
-    let barcode = match input.barcode.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(b) => Some(normalize_gtin(b).map_err(|e| NodeError::invalid("barcode", e.to_string()))?),
-    };
-    Ok(Product {
+    Product {
         sku: sku.to_string(),
-        name,
+        name: input.name,
         unit_price: input.unit_price,
-        tax_rate,
-        barcode,
-        category: input
-            .category
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty()),
+        tax_rate: input.tax_rate.unwrap_or(Decimal::ZERO),
+        barcode: input.barcode,
+        category: input.category,
         stock_tracked: input.stock_tracked.unwrap_or(true),
-    })
+    }
+    .validated()
+    .map_err(|e| NodeError::invalid(e.field, e.reason))
 }
 
 /// Writes products to the catalog document and the projection in the caller's job.
