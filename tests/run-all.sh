@@ -30,7 +30,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== tests"
-cargo nextest run --workspace --all-targets --locked --no-fail-fast
 echo "== doc tests"
 cargo test --workspace --doc --locked
+echo "== tests"
+cargo nextest run --workspace --all-targets --locked --no-fail-fast
