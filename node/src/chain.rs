@@ -105,7 +105,7 @@ impl Chain {
                 store: code.clone(),
                 currency,
                 sync: Some(SyncTarget {
-                    server: server_quic,
+                    server: server_quic.to_string(),
                     ca_fingerprint: server.ca_fingerprint(),
                     token,
                 }),

@@ -58,8 +58,8 @@ impl Default for NodeConfig {
 /// Where and how to reach the sync server.
 #[derive(Clone)]
 pub struct SyncTarget {
-    /// `host:port` of the server's QUIC endpoint.
-    pub server: SocketAddr,
+    /// `host:port` of the server's QUIC endpoint (a name is resolved at every connect).
+    pub server: String,
     /// Hex SHA-256 of the server CA certificate that the node pins.
     pub ca_fingerprint: String,
     /// The node token issued with the store (secret; redacted in `Debug`).
@@ -111,6 +111,19 @@ impl NodeConfig {
                     name: "ca_fingerprint",
                     reason: "must be the 64 hex digits of a SHA-256 (`caja-sync ca-fingerprint` prints it)"
                         .into(),
+                });
+            }
+            let port_ok = s
+                .server
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(ConfigError::Invalid {
+                    name: "server",
+                    reason: format!(
+                        "{:?} must be host:port, e.g. hq.example.com:7443 or 10.0.0.5:7443",
+                        s.server
+                    ),
                 });
             }
             if s.token.trim().is_empty() {

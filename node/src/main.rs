@@ -51,9 +51,10 @@ struct ServeArgs {
     /// ISO 4217 currency of the store.
     #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
     currency: Currency,
-    /// Sync server QUIC address (host:port); without it the node runs standalone.
+    /// Sync server QUIC address (host:port, a name or an IP); without it the node runs
+    /// standalone.
     #[arg(long, env = "CAJA_NODE_SERVER", requires_all = ["ca_fingerprint", "token"])]
-    server: Option<SocketAddr>,
+    server: Option<String>,
     /// SHA-256 fingerprint of the sync server's CA (`caja-sync ca-fingerprint` prints it).
     #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
     ca_fingerprint: Option<String>,

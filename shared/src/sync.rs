@@ -87,6 +87,15 @@ pub trait DocHost {
     /// # Errors
     /// Storage or automerge failures, as text.
     fn generate(&mut self, doc: &DocId, state: &mut sync::State) -> Result<Option<Message>, String>;
+    /// Both sides were found to have exactly these heads for `doc` at the start of a
+    /// session: the peer has everything this side has (e.g. a reply acknowledging it was
+    /// lost when the last connection dropped). Default: nothing to do.
+    ///
+    /// # Errors
+    /// Storage failures, as text.
+    fn in_sync(&mut self, _doc: &DocId, _heads: &[ChangeHash]) -> Result<(), String> {
+        Ok(())
+    }
     /// Applies a received sync message to `doc` and makes the result durable before
     /// returning (so a later reply acknowledges stored data).
     ///
@@ -192,6 +201,7 @@ impl Session {
                     // Same heads: nothing to exchange now; remember them as shared so the
                     // next local change sends only what is new.
                     state.shared_heads = a.iter().copied().collect();
+                    host.in_sync(doc, &state.shared_heads).map_err(SyncError::Host)?;
                     self.states.insert(doc.clone(), state);
                 }
                 _ => {
@@ -294,6 +304,7 @@ mod tests {
     struct Mem {
         docs: HashMap<DocId, Automerge>,
         store: Option<StoreCode>,
+        in_sync: Vec<DocId>,
     }
 
     impl DocHost for Mem {
@@ -322,6 +333,10 @@ mod tests {
                     .or_insert(docs::empty_doc(doc).map_err(|e| e.to_string())?),
             };
             Ok(d.generate_sync_message(state))
+        }
+        fn in_sync(&mut self, doc: &DocId, _heads: &[ChangeHash]) -> Result<(), String> {
+            self.in_sync.push(doc.clone());
+            Ok(())
         }
         fn receive(&mut self, doc: &DocId, state: &mut sync::State, m: Message) -> Result<(), String> {
             let d = match self.docs.get_mut(doc) {
@@ -428,6 +443,15 @@ mod tests {
         };
         let (_ss, out) = Session::accept(&mut server, &docs).unwrap();
         assert_eq!(out.len(), 1);
+        // The node learns from the Welcome that the server has all of its ledger: a lost
+        // acknowledgement from the previous session is recovered.
+        let mut ns = _s;
+        assert!(
+            ns.handle(out.into_iter().next().unwrap(), &mut node)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(node.in_sync.contains(&ledger("a", 1)));
     }
 
     #[test]

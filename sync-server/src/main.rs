@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         Command::Store {
             command: StoreCommand::Add { code, name, data },
         } => {
+            require_server_dir(&data.data_dir)?;
             let conn = caja_sync_server::db::open(&data.data_dir)
                 .with_context(|| format!("opening the database in {}", data.data_dir.display()))?;
             let token = caja_sync_server::db::create_store(&conn, &code, &name)?;
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::CaFingerprint(data) => {
+            require_server_dir(&data.data_dir)?;
             std::fs::create_dir_all(&data.data_dir)
                 .with_context(|| format!("creating {}", data.data_dir.display()))?;
             let tls = caja_sync_server::tls::TlsMaterial::load_or_create(&data.data_dir)?;
@@ -37,6 +39,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Says so on stderr when a command is about to create a new server data directory, so a
+/// typo in `--data-dir` does not silently hand out a token or fingerprint nothing uses.
+/// (Creating one is legitimate: head office may add stores before the first `serve`.)
+fn require_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join("ca.pem").is_file() && !dir.join(caja_sync_server::db::DB_FILE).is_file() {
+        eprintln!(
+            "note: {} held no sync server yet; created a new one there (check --data-dir if you meant an existing server)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> {

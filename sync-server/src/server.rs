@@ -25,6 +25,8 @@ struct Inner {
     hub: Hub,
     currency: Currency,
     tls: TlsMaterial,
+    /// Held while the server lives: one server per data directory.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for SyncServer {
@@ -66,6 +68,7 @@ impl SyncServer {
     /// another currency.
     pub fn open(data_dir: &Path, currency: Currency) -> Result<SyncServer, ServerError> {
         let conn = db::open(data_dir)?;
+        let lock = lock_data_dir(data_dir)?;
         match db::setting(&conn, "currency")? {
             Some(stored) if stored != currency.code() => {
                 return Err(ServerError::CurrencyMismatch {
@@ -83,6 +86,7 @@ impl SyncServer {
             hub: Hub::new(core),
             currency,
             tls,
+            _lock: lock,
         })))
     }
 
@@ -262,5 +266,23 @@ impl SyncServer {
                 .await,
             Ok(Ok(1))
         )
+    }
+}
+
+/// Takes an exclusive advisory lock on `DIR/serve.lock` for the life of the server, so two
+/// servers never run on one data directory.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+    let path = dir.join("serve.lock");
+    let file = std::fs::File::create(&path).map_err(|source| ServerError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Io {
+            path,
+            source: std::io::Error::other("another caja-sync server is already using this data directory"),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Io { path, source }),
     }
 }

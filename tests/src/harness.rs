@@ -164,7 +164,7 @@ impl TestServer {
             .await
             .with_context(|| format!("creating store {code}"))?;
         Ok(SyncTarget {
-            server: self.quic,
+            server: self.quic.to_string(),
             ca_fingerprint: self.server().ca_fingerprint(),
             token,
         })

@@ -133,6 +133,8 @@ type Job = Box<dyn FnOnce(&mut Ctx<'_>) -> (bool, Finish) + Send>;
 pub struct Db(Arc<Inner>);
 
 struct Inner {
+    /// Held while the node lives: one node per data directory.
+    _lock: std::fs::File,
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
@@ -147,6 +149,7 @@ impl Db {
     /// [`StoreError`] when the directory or database cannot be opened.
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
+        let lock = lock_data_dir(dir)?;
         let path = dir.join("node.sqlite");
         let conn = Connection::open(&path)?;
         schema::configure_writer(&conn)?;
@@ -167,6 +170,7 @@ impl Db {
             .spawn(move || writer_loop(conn, rx, hlc, notify, maint))
             .map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         Ok(Db(Arc::new(Inner {
+            _lock: lock,
             path,
             jobs,
             readers: Mutex::new(Vec::new()),
@@ -267,6 +271,21 @@ impl Db {
     /// Subscribes to documents changed by committed writes.
     pub fn subscribe(&self) -> broadcast::Receiver<DocId> {
         self.0.changes.subscribe()
+    }
+}
+
+/// Takes an exclusive advisory lock on `DIR/node.lock` for the life of the node, so two
+/// processes never serve one data directory (they would share a node id and race).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join("node.lock");
+    let file = std::fs::File::create(&path).map_err(|e| StoreError::Io(path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Io(
+            dir.to_path_buf(),
+            std::io::Error::other("another caja-node is already using this data directory"),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(path, e)),
     }
 }
 

@@ -125,23 +125,8 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
             return;
         }
     };
-    let bind = if target.server.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
-    };
-    let mut endpoint = match bind
-        .parse()
-        .map_err(|e| format!("{e}"))
-        .and_then(|a| quinn::Endpoint::client(a).map_err(|e| e.to_string()))
-    {
-        Ok(e) => e,
-        Err(e) => {
-            warn!(error = %e, "sync disabled: cannot open a UDP socket");
-            return;
-        }
-    };
-    endpoint.set_default_client_config(config);
+    // One client endpoint per address family, opened when first needed.
+    let mut endpoints: [Option<quinn::Endpoint>; 2] = [None, None];
     let link = node.link().clone();
     let mut enabled = link.0.enabled.subscribe();
     let mut backoff = new_backoff();
@@ -156,7 +141,12 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
             }
         }
         let started = std::time::Instant::now();
-        let res = session(&node, &endpoint, &target, &shutdown, enabled.clone()).await;
+        let res = match endpoint_for(&target.server, &mut endpoints, &config).await {
+            Ok((endpoint, addr)) => {
+                session(&node, &endpoint, addr, &target, &shutdown, enabled.clone()).await
+            }
+            Err(e) => Err(e),
+        };
         link.update(|s| s.connected = false);
         match res {
             Ok(()) => break,
@@ -179,8 +169,40 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
             _ = enabled.changed() => {}
         }
     }
-    endpoint.close(0u32.into(), b"node shutting down");
-    endpoint.wait_idle().await;
+    for endpoint in endpoints.into_iter().flatten() {
+        endpoint.close(0u32.into(), b"node shutting down");
+        endpoint.wait_idle().await;
+    }
+}
+
+/// Resolves `host:port` (every attempt, so a changed DNS entry is followed) and returns the
+/// client endpoint of that address family, opening it on first use.
+async fn endpoint_for(
+    server: &str,
+    endpoints: &mut [Option<quinn::Endpoint>; 2],
+    config: &quinn::ClientConfig,
+) -> Result<(quinn::Endpoint, std::net::SocketAddr), LinkError> {
+    let addr = tokio::net::lookup_host(server)
+        .await
+        .map_err(|e| LinkError::Connect(format!("cannot resolve {server}: {e}")))?
+        .next()
+        .ok_or_else(|| LinkError::Connect(format!("{server} resolves to no address")))?;
+    let slot = usize::from(addr.is_ipv6());
+    if endpoints[slot].is_none() {
+        let bind: std::net::SocketAddr = if addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let mut e = quinn::Endpoint::client(bind)
+            .map_err(|e| LinkError::Connect(format!("cannot open a UDP socket: {e}")))?;
+        e.set_default_client_config(config.clone());
+        endpoints[slot] = Some(e);
+    }
+    let endpoint = endpoints[slot]
+        .clone()
+        .ok_or_else(|| LinkError::Connect("no endpoint".into()))?;
+    Ok((endpoint, addr))
 }
 
 fn new_backoff() -> impl Iterator<Item = Duration> {
@@ -216,12 +238,13 @@ async fn step<R: Send + 'static>(
 async fn session(
     node: &Node,
     endpoint: &quinn::Endpoint,
+    addr: std::net::SocketAddr,
     target: &SyncTarget,
     shutdown: &CancellationToken,
     mut enabled: watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let conn = endpoint
-        .connect(target.server, client::SERVER_NAME)
+        .connect(addr, client::SERVER_NAME)
         .map_err(|e| LinkError::Connect(e.to_string()))?
         .await?;
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -273,7 +296,10 @@ async fn session(
             frame = frames.recv() => {
                 let Some(frame) = frame.transpose()?.flatten() else { break Err(LinkError::Closed) };
                 let welcome = matches!(frame, Frame::Welcome { .. });
-                link.update(|s| { s.last_sync_at = Some(Utc::now()); if welcome { s.connected = true; s.last_error = None; } });
+                let refused = matches!(frame, Frame::Error { .. });
+                if !refused {
+                    link.update(|s| { s.last_sync_at = Some(Utc::now()); if welcome { s.connected = true; s.last_error = None; } });
+                }
                 let (s, out) = step(node, session, move |s, h| s.handle(frame, h)).await?;
                 session = s;
                 for f in out { wire::write_frame(&mut send, &f).await?; }
