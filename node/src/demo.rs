@@ -241,9 +241,9 @@ fn print_summary(report: &Value, plan: &ReplayPlan, outcome: &DriveOutcome) {
     let t = &report["totals"];
     println!(
         "{:<24} {:>7} {:>7} {:>14} {:>12} {:>14}",
-        "TOTAL (from sync server)",
-        t["sales"],
-        t["refunds"],
+        "TOTAL (sync server)",
+        t["sales"].as_i64().unwrap_or(0),
+        t["refunds"].as_i64().unwrap_or(0),
         t["gross"].as_str().unwrap_or(""),
         t["refunded"].as_str().unwrap_or(""),
         t["net"].as_str().unwrap_or("")

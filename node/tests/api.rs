@@ -1352,3 +1352,51 @@ async fn search_folds_accents() {
         assert_eq!(r.ok(200).as_array().unwrap().len(), 1, "{q}");
     }
 }
+
+/// Movements whose sign contradicts their reason, and facts dated outside 2000-01-01 .. a
+/// day from now, are refused and change nothing.
+#[tokio::test]
+async fn movement_signs_and_fact_dates_are_checked() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    for (qty, reason) in [
+        ("-5", "receipt"),
+        ("-1", "transfer_in"),
+        ("3", "write_off"),
+        ("2", "transfer_out"),
+    ] {
+        let r = node
+            .post(
+                "/v1/stock/movements",
+                &json!({"sku": "TEA-1", "quantity": qty, "reason": reason}),
+            )
+            .await;
+        assert!(
+            r.problem(422, "invalid-input").contains("quantity"),
+            "{qty} {reason}"
+        );
+    }
+    for (qty, reason) in [("-2", "adjustment"), ("4", "count"), ("-1", "write_off")] {
+        node.post(
+            "/v1/stock/movements",
+            &json!({"sku": "TEA-1", "quantity": qty, "reason": reason}),
+        )
+        .await
+        .ok(201);
+    }
+    assert_eq!(node.on_hand("TEA-1").await, "1");
+    for at in ["1999-12-31T23:59:59Z", "2999-01-01T00:00:00Z"] {
+        let mut sale = cash_sale("TEA-1", "1", "20");
+        sale["occurred_at"] = json!(at);
+        let r = node.post("/v1/sales", &sale).await;
+        assert!(r.problem(422, "invalid-input").contains("occurred_at"), "{at}");
+        let r = node
+            .post(
+                "/v1/stock/movements",
+                &json!({"sku": "TEA-1", "quantity": "1", "reason": "receipt", "occurred_at": at}),
+            )
+            .await;
+        assert!(r.problem(422, "invalid-input").contains("occurred_at"), "{at}");
+    }
+    assert_eq!(node.on_hand("TEA-1").await, "1");
+}

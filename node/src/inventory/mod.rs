@@ -63,12 +63,34 @@ pub fn record_movement(
     req: &MovementRequest,
 ) -> Result<Fact, NodeError> {
     check_quantity(req.quantity, true).map_err(|r| NodeError::invalid("quantity", r))?;
+    let direction = match req.reason {
+        MovementReason::Receipt | MovementReason::TransferIn => Some(true),
+        MovementReason::WriteOff | MovementReason::TransferOut => Some(false),
+        MovementReason::Adjustment | MovementReason::Count => None,
+    };
+    if let Some(positive) = direction
+        && positive == req.quantity.is_sign_negative()
+    {
+        return Err(NodeError::invalid(
+            "quantity",
+            format!(
+                "a {:?} movement must be {}, got {}",
+                req.reason,
+                if positive {
+                    "positive (stock comes in)"
+                } else {
+                    "negative (stock goes out)"
+                },
+                req.quantity
+            ),
+        ));
+    }
+    let occurred_at = crate::sales::occurred_at(req.occurred_at)?;
     if req.note.as_ref().is_some_and(|n| n.len() > 500) {
         return Err(NodeError::invalid("note", "at most 500 bytes"));
     }
     let p = projection::product(ctx.conn, &req.sku)?.ok_or_else(|| NodeError::UnknownSku(req.sku.clone()))?;
     let hlc = ctx.tick();
-    let occurred_at = req.occurred_at.unwrap_or_else(Utc::now);
     let fact = Fact {
         v: FACT_SCHEMA_VERSION,
         id: FactId::new(),

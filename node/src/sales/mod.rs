@@ -146,15 +146,36 @@ fn check_lines(lines: &[LineRequest]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The time of a new fact: the request's `occurred_at` (imports, replays) or now. A time
+/// before 2000-01-01 or more than a day ahead of this node's clock is refused: it would
+/// file the fact under a business day nobody will look at.
+///
+/// # Errors
+/// [`NodeError::Invalid`] on field `occurred_at`.
+pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError> {
+    let now = Utc::now();
+    let Some(at) = at else { return Ok(now) };
+    let earliest = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+        .unwrap_or_default()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    if at < earliest || at > now + chrono::Duration::days(1) {
+        return Err(NodeError::invalid(
+            "occurred_at",
+            format!("{} is outside 2000-01-01 .. a day from now", at.to_rfc3339()),
+        ));
+    }
+    Ok(at)
+}
+
 fn envelope(
     ctx: &mut Ctx<'_>,
     ident: &Identity,
     terminal: String,
-    at: Option<DateTime<Utc>>,
+    occurred_at: DateTime<Utc>,
     body: FactBody,
 ) -> Fact {
     let hlc = ctx.tick();
-    let occurred_at = at.unwrap_or_else(Utc::now);
     Fact {
         v: FACT_SCHEMA_VERSION,
         id: FactId::new(),
@@ -181,6 +202,7 @@ fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String,
 /// [`NodeError::Fact`] when tenders do not cover the total, [`NodeError::Store`].
 pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Result<Fact, NodeError> {
     check_lines(&req.lines)?;
+    let at = occurred_at(req.occurred_at)?;
     if req.tenders.is_empty() {
         return Err(NodeError::invalid("tenders", "at least one tender is required"));
     }
@@ -232,7 +254,7 @@ pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Resul
         total_minor: total,
         change_minor: change,
     });
-    let fact = envelope(ctx, ident, terminal, req.occurred_at, body);
+    let fact = envelope(ctx, ident, terminal, at, body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }
@@ -275,6 +297,7 @@ fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Re
 /// refunding more than was sold, [`NodeError::UnknownSku`], [`NodeError::Invalid`].
 pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Result<Fact, NodeError> {
     check_lines(&req.lines)?;
+    let at = occurred_at(req.occurred_at)?;
     let terminal = terminal(ident, &req.terminal)?;
     let c = ident.currency;
     let original = match &req.original_sale {
@@ -365,7 +388,7 @@ pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Resul
         restock: req.restock.unwrap_or(true),
         reason: req.reason.clone(),
     });
-    let fact = envelope(ctx, ident, terminal, req.occurred_at, body);
+    let fact = envelope(ctx, ident, terminal, at, body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }
