@@ -297,12 +297,17 @@ impl Fact {
 
 /// Sums line amounts and checks a sale's tenders cover its total.
 ///
-/// Returns `(net, tax, total, change)` in minor units.
+/// Returns `(net, tax, total, change)` in minor units; `currency` only formats messages.
 ///
 /// # Errors
 /// [`FactError::Inconsistent`] when the tenders are short of the total or a non-cash
 /// tender overpays (only cash gives change); [`FactError::Money`] on overflow.
-pub fn settle(lines: &[Line], tenders: &[Tender]) -> Result<(i64, i64, i64, i64), FactError> {
+pub fn settle(
+    lines: &[Line],
+    tenders: &[Tender],
+    currency: Currency,
+) -> Result<(i64, i64, i64, i64), FactError> {
+    let m = |minor: i64| format!("{} {}", money::format_minor(minor, currency), currency);
     let sum = |f: fn(&Line) -> i64| -> Result<i64, FactError> {
         lines.iter().try_fold(0i64, |acc, l| {
             acc.checked_add(f(l))
@@ -321,7 +326,9 @@ pub fn settle(lines: &[Line], tenders: &[Tender]) -> Result<(i64, i64, i64, i64)
     if total >= 0 {
         if tendered < total {
             return Err(FactError::Inconsistent(format!(
-                "tenders {tendered} are short of the total {total}"
+                "tenders of {} are short of the total {}",
+                m(tendered),
+                m(total)
             )));
         }
         let change = tendered - total;
@@ -332,14 +339,18 @@ pub fn settle(lines: &[Line], tenders: &[Tender]) -> Result<(i64, i64, i64, i64)
             .sum();
         if change > cash.max(0) {
             return Err(FactError::Inconsistent(format!(
-                "tenders {tendered} exceed the total {total} by more than the cash given; only cash gives change"
+                "tenders of {} exceed the total {} by more than the cash given; only cash gives change",
+                m(tendered),
+                m(total)
             )));
         }
         Ok((net, tax, total, change))
     } else {
         if tendered != total {
             return Err(FactError::Inconsistent(format!(
-                "refund tenders {tendered} must equal the total {total}"
+                "refund tenders of {} must equal the total {}",
+                m(tendered),
+                m(total)
             )));
         }
         Ok((net, tax, total, 0))
@@ -373,7 +384,7 @@ pub mod tests_support {
             label: None,
             amount_minor: 2000,
         }];
-        let (net, tax, total, change) = settle(std::slice::from_ref(&line), &tenders).unwrap();
+        let (net, tax, total, change) = settle(std::slice::from_ref(&line), &tenders, Currency::GBP).unwrap();
         Fact {
             v: FACT_SCHEMA_VERSION,
             id: FactId::new(),
@@ -447,12 +458,12 @@ mod tests {
             label: None,
             amount_minor: 1500,
         }];
-        assert!(settle(std::slice::from_ref(&line), &card).is_err());
+        assert!(settle(std::slice::from_ref(&line), &card, Currency::GBP).is_err());
         let short = vec![Tender {
             kind: TenderKind::Cash,
             label: None,
             amount_minor: 900,
         }];
-        assert!(settle(std::slice::from_ref(&line), &short).is_err());
+        assert!(settle(std::slice::from_ref(&line), &short, Currency::GBP).is_err());
     }
 }

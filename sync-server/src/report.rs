@@ -234,7 +234,8 @@ mod tests {
             1,
         )
         .unwrap();
-        let (net, tax, total, change) = facts::settle(std::slice::from_ref(&line), &tenders).unwrap();
+        let (net, tax, total, change) =
+            facts::settle(std::slice::from_ref(&line), &tenders, Currency::GBP).unwrap();
         base(
             store,
             d,

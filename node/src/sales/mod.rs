@@ -242,7 +242,7 @@ pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Resul
         });
     }
     let (net, tax, total, change) =
-        facts::settle(&lines, &tenders).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
+        facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Sale(Sale {
         receipt_no: receipt,
@@ -376,7 +376,7 @@ pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Resul
         label,
         amount_minor: total,
     }];
-    facts::settle(&lines, &tenders).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
+    facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Refund(Refund {
         receipt_no: receipt,
