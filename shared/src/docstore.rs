@@ -2,9 +2,10 @@
 //!
 //! Each document is a sequence of chunks in `doc_chunks`: an optional compacted snapshot
 //! (`Automerge::save`) followed by incremental changes (`Automerge::save_after`). Loading
-//! concatenates the chunks in order, which automerge accepts as one input. When a document
-//! has more than [`COMPACT_AFTER`] chunks, they are replaced by one snapshot in the same
-//! SQLite transaction as the write that crossed the limit.
+//! concatenates the chunks in order, which automerge accepts as one input. A document is
+//! due for compaction into one snapshot when it has more than [`COMPACT_AFTER`] chunks and
+//! its incremental chunks outweigh its snapshot (amortised O(1) per write); the node
+//! compacts on a background thread ([`compact_stored`]), the server inline ([`persist`]).
 //!
 //! The functions take a `rusqlite::Connection` (or a transaction, which derefs to one) so
 //! the caller decides the transaction boundaries: a fact's document change and its
@@ -49,8 +50,11 @@ CREATE TABLE IF NOT EXISTS doc_chunks (
 );
 CREATE INDEX IF NOT EXISTS doc_chunks_by_doc ON doc_chunks(doc_id, seq);
 CREATE TABLE IF NOT EXISTS doc_heads (
-    doc_id TEXT PRIMARY KEY,
-    heads  BLOB NOT NULL
+    doc_id     TEXT PRIMARY KEY,
+    heads      BLOB NOT NULL,
+    chunks     INTEGER NOT NULL DEFAULT 0,
+    base_bytes INTEGER NOT NULL DEFAULT 0,
+    tail_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sync_states (
     peer   TEXT NOT NULL,
@@ -113,7 +117,7 @@ pub fn list(conn: &Connection) -> Result<Vec<DocId>, DocStoreError> {
 }
 
 /// Stores what changed in `am` since `before` (nothing if nothing did), compacting the
-/// document in place when it has more than [`COMPACT_AFTER`] chunks.
+/// document in place when [`append`] says it is due.
 ///
 /// # Errors
 /// [`DocStoreError::Sqlite`].
@@ -123,15 +127,26 @@ pub fn persist(
     am: &Automerge,
     before: &[ChangeHash],
 ) -> Result<(), DocStoreError> {
-    if append(conn, doc, am, before)? > COMPACT_AFTER {
+    if append(conn, doc, am, before)?.compact {
         compact(conn, doc, am)?;
     }
     Ok(())
 }
 
-/// Stores what changed in `am` since `before` without compacting, and returns how many
-/// chunks the document now has (0 when nothing changed), so the caller can compact later,
-/// off its hot path ([`compact_stored`]).
+/// What [`append`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Chunks the document now has (0 when nothing changed).
+    pub chunks: i64,
+    /// Whether it is time to compact: more than [`COMPACT_AFTER`] chunks **and** more
+    /// bytes in incremental chunks than in the first (snapshot) chunk. The second rule
+    /// makes compaction cost amortised O(1) per write however large the document grows.
+    pub compact: bool,
+}
+
+/// Stores what changed in `am` since `before` without compacting, and says whether the
+/// document is due for compaction, so the caller can compact later, off its hot path
+/// ([`compact_stored`]).
 ///
 /// # Errors
 /// [`DocStoreError::Sqlite`].
@@ -140,25 +155,32 @@ pub fn append(
     doc: &DocId,
     am: &Automerge,
     before: &[ChangeHash],
-) -> Result<i64, DocStoreError> {
+) -> Result<Appended, DocStoreError> {
     let after = am.get_heads();
     if after == before {
-        return Ok(0);
+        return Ok(Appended {
+            chunks: 0,
+            compact: false,
+        });
     }
     let id = doc.to_string();
     let chunk = am.save_after(before);
+    let len = chunk.len() as i64;
     conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
         .execute(params![id, chunk])?;
     let heads: Vec<u8> = after.iter().flat_map(|h| h.0).collect();
-    conn.prepare_cached(
-        "INSERT INTO doc_heads (doc_id, heads) VALUES (?1, ?2)
-         ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads",
-    )?
-    .execute(params![id, heads])?;
-    let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM doc_chunks WHERE doc_id = ?1")?
-        .query_row(params![id], |r| r.get(0))?;
-    Ok(n)
+    let (chunks, base, tail): (i64, i64, i64) = conn
+        .prepare_cached(
+            "INSERT INTO doc_heads (doc_id, heads, chunks, base_bytes, tail_bytes) VALUES (?1, ?2, 1, ?3, 0)
+             ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads, chunks = chunks + 1,
+               tail_bytes = tail_bytes + ?3
+             RETURNING chunks, base_bytes, tail_bytes",
+        )?
+        .query_row(params![id, heads, len], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(Appended {
+        chunks,
+        compact: chunks > COMPACT_AFTER && tail > base,
+    })
 }
 
 /// Compacts a document from what is stored, without the caller's in-memory copy: loads
@@ -201,8 +223,19 @@ pub fn compact_stored(conn: &mut Connection, doc: &DocId) -> Result<usize, DocSt
     }
     tx.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1 AND seq BETWEEN ?2 AND ?3")?
         .execute(params![id, first, last])?;
+    let replaced_tail: i64 = rows.iter().skip(1).map(|(_, b)| b.len() as i64).sum();
     tx.prepare_cached("INSERT INTO doc_chunks (seq, doc_id, bytes) VALUES (?1, ?2, ?3)")?
         .execute(params![first, id, snapshot])?;
+    tx.prepare_cached(
+        "UPDATE doc_heads SET chunks = chunks - ?2 + 1, base_bytes = ?3,
+           tail_bytes = MAX(0, tail_bytes - ?4) WHERE doc_id = ?1",
+    )?
+    .execute(params![
+        id,
+        rows.len() as i64,
+        snapshot.len() as i64,
+        replaced_tail
+    ])?;
     tx.commit()?;
     Ok(rows.len())
 }
@@ -237,10 +270,15 @@ pub fn all_heads(conn: &Connection) -> Result<Vec<(DocId, Vec<ChangeHash>)>, Doc
 /// [`DocStoreError::Sqlite`].
 pub fn compact(conn: &Connection, doc: &DocId, am: &Automerge) -> Result<(), DocStoreError> {
     let id = doc.to_string();
+    let snapshot = am.save();
     conn.prepare_cached("DELETE FROM doc_chunks WHERE doc_id = ?1")?
         .execute(params![id])?;
     conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
-        .execute(params![id, am.save()])?;
+        .execute(params![id, snapshot])?;
+    conn.prepare_cached(
+        "UPDATE doc_heads SET chunks = 1, base_bytes = ?2, tail_bytes = 0 WHERE doc_id = ?1",
+    )?
+    .execute(params![id, snapshot.len() as i64])?;
     Ok(())
 }
 
@@ -390,7 +428,7 @@ mod tests {
             let mut f = sample();
             f.id = crate::ids::FactId::new();
             docs::append_facts(am, &[f]).unwrap();
-            append(&writer, &doc, am, &before).unwrap()
+            append(&writer, &doc, am, &before).unwrap().chunks
         };
         for _ in 0..10 {
             add(&mut am);

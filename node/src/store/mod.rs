@@ -103,9 +103,7 @@ impl Ctx<'_> {
         let am = self.docs.get_or_create(self.conn, id)?;
         if am.get_heads() != before {
             // Compaction runs later on the maintenance thread, off the sale's latency.
-            if docstore::append(self.conn, id, am, before)? > docstore::COMPACT_AFTER
-                && !self.compact.contains(id)
-            {
+            if docstore::append(self.conn, id, am, before)?.compact && !self.compact.contains(id) {
                 self.compact.push(id.clone());
             }
             if !self.changed.contains(id) {
