@@ -93,7 +93,7 @@ pub fn load(conn: &Connection, doc: &DocId) -> Result<Option<Automerge>, DocStor
         doc: doc.to_string(),
         source: Box::new(source),
     })?;
-    if matches!(doc, DocId::Catalog) {
+    if matches!(doc, DocId::Catalog | DocId::Store { .. }) {
         // Give this process its own actor: never reuse the genesis actor for edits.
         am.set_actor(automerge::ActorId::random());
     }

@@ -49,9 +49,16 @@ pub struct Fact {
     pub node: NodeId,
     /// The terminal (till) it was recorded on, e.g. `"T1"`.
     pub terminal: String,
-    /// The user who recorded it, when known.
+    /// The id of the user who recorded it (the subject of their access token).
     #[serde(default)]
     pub user: Option<String>,
+    /// That user's username when the fact was recorded, for people reading the fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// A second user who authorised this fact with their PIN (a manager override), when
+    /// the recording user lacked a permission it needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_by: Option<Authorization>,
     /// Hybrid logical clock timestamp: the ordering key.
     pub hlc: HlcTimestamp,
     /// When the business event happened (UTC). Usually the node's clock at write time; an
@@ -73,6 +80,86 @@ pub enum FactBody {
     Refund(Refund),
     /// Stock received, adjusted, written off or moved.
     StockMovement(StockMovement),
+    /// A security-relevant event: a login, a failed PIN, a lockout, a logout, an override.
+    Security(SecurityEvent),
+}
+
+/// A manager override: who authorised a fact that its recorder could not make alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorization {
+    /// The authorising user's id.
+    pub user: String,
+    /// Their username at the time.
+    pub user_name: String,
+    /// The permission they lent, e.g. `"refund.no_receipt"`.
+    pub permission: String,
+    /// The override's id (the `override_granted` security fact has the same id in
+    /// `override_id`), so one override authorises one fact.
+    pub override_id: String,
+}
+
+/// How a user logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMethod {
+    /// Username and password.
+    Password,
+    /// Username and PIN at a terminal.
+    Pin,
+}
+
+/// A security event. The fact's envelope says who (`user`, when the user is known), where
+/// (`terminal`) and when. No secret (password, PIN, token) is ever part of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SecurityEvent {
+    /// A user logged in and a session started.
+    LoginSucceeded {
+        /// Password or PIN.
+        method: LoginMethod,
+        /// The session (refresh-token family) id.
+        session: String,
+    },
+    /// A login was refused.
+    LoginFailed {
+        /// Password or PIN.
+        method: LoginMethod,
+        /// The username given (at most 64 characters).
+        username: String,
+        /// Why: `wrong secret`, `unknown user`, `disabled`, `locked`, `no PIN set`, ….
+        reason: String,
+    },
+    /// Too many failed PINs: the user is locked out on this terminal until `until`.
+    Locked {
+        /// The username.
+        username: String,
+        /// Consecutive failures that caused the lock.
+        failures: u32,
+        /// When the lock ends (UTC).
+        until: DateTime<Utc>,
+    },
+    /// A user logged out: the session and its access token are revoked.
+    Logout {
+        /// The session id.
+        session: String,
+    },
+    /// A session was revoked because one of its refresh tokens was used twice.
+    SessionRevoked {
+        /// The session id.
+        session: String,
+        /// Why.
+        reason: String,
+    },
+    /// A user authorised one action with their PIN (a manager override).
+    OverrideGranted {
+        /// The permission lent.
+        permission: String,
+        /// The override's id; the fact it authorised carries it in
+        /// [`Authorization::override_id`].
+        override_id: String,
+        /// The user id of the person who asked for it.
+        requested_by: Option<String>,
+    },
 }
 
 /// How a customer paid (or was paid back).
@@ -290,7 +377,7 @@ impl Fact {
         match &self.body {
             FactBody::Sale(s) => s.total_minor,
             FactBody::Refund(r) => r.total_minor,
-            FactBody::StockMovement(_) => 0,
+            FactBody::StockMovement(_) | FactBody::Security(_) => 0,
         }
     }
 }
@@ -392,6 +479,8 @@ pub mod tests_support {
             node: NodeId::new(),
             terminal: "T1".into(),
             user: None,
+            user_name: None,
+            authorized_by: None,
             hlc: HlcTimestamp {
                 wall_ms: 1,
                 counter: 0,
@@ -437,6 +526,33 @@ mod tests {
             Err(FactError::UnknownVersion(99))
         ));
         assert!(matches!(Fact::decode("{not json"), Err(FactError::Json(_))));
+    }
+
+    #[test]
+    fn security_events_round_trip_and_old_facts_still_decode() {
+        let mut f = sample_sale();
+        f.user = Some("u1".into());
+        f.user_name = Some("ana".into());
+        f.authorized_by = Some(Authorization {
+            user: "m1".into(),
+            user_name: "mo".into(),
+            permission: "refund.no_receipt".into(),
+            override_id: "o1".into(),
+        });
+        assert_eq!(Fact::decode(&f.encode()).unwrap(), f);
+        f.body = FactBody::Security(SecurityEvent::Locked {
+            username: "ana".into(),
+            failures: 5,
+            until: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        });
+        let json = f.encode();
+        assert!(json.contains(r#""type":"security","event":"locked""#), "{json}");
+        assert_eq!(Fact::decode(&json).unwrap(), f);
+        assert_eq!(f.takings_minor(), 0);
+        // A fact written before users existed (no user_name, no authorized_by) decodes.
+        let mut old: serde_json::Value = serde_json::from_str(&sample_sale().encode()).unwrap();
+        old.as_object_mut().unwrap().remove("user_name");
+        assert!(Fact::decode(&old.to_string()).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Caja shared domain: the types every component agrees on.
 //!
+//! - [`auth`]: permissions and roles, argon2id secrets, signed access tokens, sessions.
 //! - [`money`]: exact amounts in minor units, ISO 4217 currencies and the one rounding rule.
 //! - [`ids`]: UUIDv7 id newtypes and store codes.
 //! - [`hlc`]: the hybrid logical clock that orders facts.
@@ -10,6 +11,7 @@
 //! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
 //! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
 
+pub mod auth;
 pub mod barcode;
 pub mod docs;
 pub mod docstore;

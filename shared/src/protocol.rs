@@ -6,17 +6,22 @@
 //! answers with [`Frame::Error`] ([`ErrorCode::UnsupportedVersion`]) and closes; nothing
 //! panics on bad bytes.
 //!
+//! Who the node is comes from its client certificate (mutual TLS), never from a frame: a
+//! connection without one may only [`Frame::Enroll`].
+//!
 //! Compatibility rule: [`Frame`] variants are append-only (never reorder or remove: postcard
 //! encodes the variant index); a change to a variant's fields bumps [`PROTOCOL_VERSION`].
+//! Version 2 removed the store token from `Hello` and added enrollment and renewal.
 
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::secrets::Secret;
 use crate::docs::DocId;
 use crate::ids::{NodeId, StoreCode};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The TLS ALPN protocol id (RFC 7301) of Caja sync.
 pub const ALPN: &[u8] = b"caja-sync/1";
@@ -59,6 +64,8 @@ pub enum ErrorCode {
     UnexpectedFrame = 5,
     /// A fault on our side; details are in our log.
     Internal = 6,
+    /// Too many attempts (enrollment) from this address; try again later.
+    RateLimited = 7,
 }
 
 /// A document and its current heads (automerge change hashes, 32 bytes each).
@@ -88,14 +95,15 @@ impl DocHeads {
 /// One message on the sync stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    /// Node -> server, first frame: who I am and the heads of every document I have.
+    /// Node -> server, first frame of a sync session (on a connection with the node's
+    /// client certificate): who I think I am and the heads of every document I have. The
+    /// server refuses it unless `node` and `store` are the ones its certificate was issued
+    /// to.
     Hello {
         /// The node's id.
         node: NodeId,
         /// The store the node belongs to.
         store: StoreCode,
-        /// The node's secret token (walking skeleton; replaced by client certificates).
-        token: String,
         /// Heads of the node's documents.
         docs: Vec<DocHeads>,
     },
@@ -119,6 +127,63 @@ pub enum Frame {
         /// Human-readable detail.
         message: String,
     },
+    /// New node -> server, first and only frame of an enrollment connection (no client
+    /// certificate): the one-time code head office issued and certificate signing requests
+    /// for keys the node generated itself (the private keys never leave the node).
+    Enroll {
+        /// The enrollment code (single use, expires).
+        code: Secret,
+        /// PKCS#10 CSR (DER) for the node's QUIC client certificate.
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+        /// Optionally a CSR (DER) for the node's LAN server certificate, and the DNS names
+        /// and IP addresses it should be valid for.
+        lan: Option<LanRequest>,
+    },
+    /// Server -> new node: the enrollment succeeded.
+    Enrolled {
+        /// The node id head office assigned.
+        node: NodeId,
+        /// The store the code was issued for.
+        store: StoreCode,
+        /// The client certificate (DER), signed by the sync server's CA.
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+        /// The CA certificate (DER); its SHA-256 is the fingerprint the node pinned.
+        #[serde(with = "serde_bytes")]
+        ca: Vec<u8>,
+        /// When the client certificate expires, seconds since the epoch (UTC).
+        not_after: i64,
+        /// The LAN server certificate (DER), when one was requested.
+        #[serde(with = "serde_bytes")]
+        lan_certificate: Option<Vec<u8>>,
+    },
+    /// Node -> server during a sync session: a CSR (DER) for a fresh key, to replace the
+    /// client certificate before it expires.
+    Renew {
+        /// PKCS#10 CSR (DER).
+        #[serde(with = "serde_bytes")]
+        csr: Vec<u8>,
+    },
+    /// Server -> node: the renewed client certificate. The old one stays valid until it
+    /// expires, so nothing is interrupted.
+    Renewed {
+        /// The new client certificate (DER).
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+        /// When it expires, seconds since the epoch (UTC).
+        not_after: i64,
+    },
+}
+
+/// What a node asks for its LAN (REST over TLS) certificate at enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LanRequest {
+    /// PKCS#10 CSR (DER) for the LAN key.
+    #[serde(with = "serde_bytes")]
+    pub csr: Vec<u8>,
+    /// DNS names and IP addresses (as text) the certificate must name; at most 16.
+    pub names: Vec<String>,
 }
 
 /// Encodes a frame with its length prefix and version header, ready to write.
@@ -217,7 +282,10 @@ mod tests {
                     store: s.parse().unwrap(),
                     date: chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap(),
                 }
-            })
+            }),
+            "[a-z][a-z0-9-]{0,10}".prop_map(|s| DocId::Store {
+                store: s.parse().unwrap()
+            }),
         ]
     }
 
@@ -234,12 +302,44 @@ mod tests {
             })
         };
         prop_oneof![
-            (heads(), "[a-z]{1,8}", ".{0,20}").prop_map(|(docs, store, token)| Frame::Hello {
+            (heads(), "[a-z]{1,8}").prop_map(|(docs, store)| Frame::Hello {
                 node: NodeId::new(),
                 store: store.parse().unwrap(),
-                token,
                 docs
             }),
+            (
+                ".{0,20}",
+                proptest::collection::vec(any::<u8>(), 0..50),
+                proptest::option::of(proptest::collection::vec("[a-z.]{1,10}", 0..3))
+            )
+                .prop_map(|(code, csr, names)| Frame::Enroll {
+                    code: Secret::new(code),
+                    lan: names.map(|names| LanRequest {
+                        csr: csr.clone(),
+                        names
+                    }),
+                    csr,
+                }),
+            (
+                proptest::collection::vec(any::<u8>(), 0..50),
+                any::<i64>(),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..9))
+            )
+                .prop_map(|(certificate, not_after, lan_certificate)| Frame::Enrolled {
+                    node: NodeId::new(),
+                    store: "s".parse().unwrap(),
+                    ca: certificate.clone(),
+                    certificate,
+                    not_after,
+                    lan_certificate,
+                }),
+            proptest::collection::vec(any::<u8>(), 0..50).prop_map(|csr| Frame::Renew { csr }),
+            (proptest::collection::vec(any::<u8>(), 0..50), any::<i64>()).prop_map(
+                |(certificate, not_after)| Frame::Renewed {
+                    certificate,
+                    not_after
+                }
+            ),
             heads().prop_map(|docs| Frame::Welcome { docs }),
             (arb_doc(), proptest::collection::vec(any::<u8>(), 0..200))
                 .prop_map(|(doc, message)| Frame::Sync { doc, message }),

@@ -100,8 +100,10 @@ pub trait DocHost {
     /// returning (so a later reply acknowledges stored data).
     ///
     /// # Errors
-    /// Storage or automerge failures, as text.
-    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), String>;
+    /// [`SyncError::Forbidden`] when the message carries changes this peer may not make
+    /// (e.g. a node writing a document only head office writes; nothing is stored);
+    /// [`SyncError::Host`] for storage or automerge failures.
+    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), SyncError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +131,6 @@ impl Session {
         host: &mut impl DocHost,
         node: crate::ids::NodeId,
         store: crate::ids::StoreCode,
-        token: String,
     ) -> Result<(Session, Frame), SyncError> {
         let docs = host.announce().map_err(SyncError::Host)?;
         let docs = docs.into_iter().map(|(d, h)| DocHeads::new(d, &h)).collect();
@@ -138,12 +139,7 @@ impl Session {
                 phase: Phase::AwaitWelcome,
                 states: BTreeMap::new(),
             },
-            Frame::Hello {
-                node,
-                store,
-                token,
-                docs,
-            },
+            Frame::Hello { node, store, docs },
         ))
     }
 
@@ -242,7 +238,7 @@ impl Session {
                     .states
                     .entry(doc.clone())
                     .or_insert_with(|| host.saved_state(&doc).unwrap_or_default());
-                host.receive(&doc, state, message).map_err(SyncError::Host)?;
+                host.receive(&doc, state, message)?;
                 let reply = host.generate(&doc, state).map_err(SyncError::Host)?;
                 Ok(reply
                     .map(|m| Frame::Sync {
@@ -338,15 +334,16 @@ mod tests {
             self.in_sync.push(doc.clone());
             Ok(())
         }
-        fn receive(&mut self, doc: &DocId, state: &mut sync::State, m: Message) -> Result<(), String> {
+        fn receive(&mut self, doc: &DocId, state: &mut sync::State, m: Message) -> Result<(), SyncError> {
             let d = match self.docs.get_mut(doc) {
                 Some(d) => d,
                 None => self
                     .docs
                     .entry(doc.clone())
-                    .or_insert(docs::empty_doc(doc).map_err(|e| e.to_string())?),
+                    .or_insert(docs::empty_doc(doc).map_err(|e| SyncError::Host(e.to_string()))?),
             };
-            d.receive_sync_message(state, m).map_err(|e| e.to_string())
+            d.receive_sync_message(state, m)
+                .map_err(|e| SyncError::Host(e.to_string()))
         }
     }
 
@@ -371,7 +368,7 @@ mod tests {
     /// the caller reconnects). Returns whether it ran to quiet.
     fn run(node: &mut Mem, server: &mut Mem, dup: usize, cut_after: Option<usize>) -> bool {
         let store: StoreCode = "a".parse().unwrap();
-        let (mut ns, hello) = Session::client(node, NodeId::new(), store, "t".into()).unwrap();
+        let (mut ns, hello) = Session::client(node, NodeId::new(), store).unwrap();
         let Frame::Hello { docs, .. } = hello else {
             panic!()
         };
@@ -436,8 +433,7 @@ mod tests {
         assert_eq!(docs::ledger_len(&server.docs[&ledger("a", 1)]), 2);
 
         // Second session: nothing differs, so the server sends only its Welcome.
-        let (_s, hello) =
-            Session::client(&mut node, NodeId::new(), "a".parse().unwrap(), "t".into()).unwrap();
+        let (_s, hello) = Session::client(&mut node, NodeId::new(), "a".parse().unwrap()).unwrap();
         let Frame::Hello { docs, .. } = hello else {
             panic!()
         };
@@ -506,8 +502,7 @@ mod tests {
         server
             .docs
             .insert(DocId::Catalog, docs::catalog_genesis().unwrap());
-        let (mut ns, hello) =
-            Session::client(&mut node, NodeId::new(), "a".parse().unwrap(), "t".into()).unwrap();
+        let (mut ns, hello) = Session::client(&mut node, NodeId::new(), "a".parse().unwrap()).unwrap();
         let Frame::Hello { docs: d, .. } = hello else {
             panic!()
         };

@@ -30,15 +30,123 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], TlsError> {
     Ok(out)
 }
 
+/// A node's client certificate chain and private key, presented for mutual TLS. `Debug`
+/// never shows the key.
+pub struct ClientIdentity {
+    /// The client certificate, then (optionally) the CA.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key of the client certificate.
+    pub key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("certificates", &self.chain.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A private key (PEM, PKCS#8) and a certificate signing request for it (DER).
+pub struct KeyAndCsr {
+    /// The private key in PEM; keep it on the node, never send it.
+    pub key_pem: caja_shared::auth::secrets::Secret,
+    /// The PKCS#10 CSR (DER) to send.
+    pub csr_der: Vec<u8>,
+}
+
+/// A fresh ECDSA P-256 key (rcgen, ring) and a CSR for the node's QUIC client certificate.
+///
+/// # Errors
+/// [`TlsError::Generate`].
+pub fn node_csr() -> Result<KeyAndCsr, TlsError> {
+    Err(TlsError::Quic("not implemented yet (issue 3 in progress)".into()))
+}
+
+/// A fresh key and a CSR for the node's LAN (HTTPS) server certificate naming `names`
+/// (DNS names or IP addresses).
+///
+/// # Errors
+/// [`TlsError::Generate`].
+pub fn lan_csr(names: &[String]) -> Result<KeyAndCsr, TlsError> {
+    let _ = names;
+    Err(TlsError::Quic("not implemented yet (issue 3 in progress)".into()))
+}
+
+/// What a successful enrollment returns.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// The node id head office assigned.
+    pub node: caja_shared::ids::NodeId,
+    /// The store the code was issued for.
+    pub store: caja_shared::ids::StoreCode,
+    /// The client certificate (DER).
+    pub certificate: Vec<u8>,
+    /// The CA certificate (DER), whose SHA-256 is the pinned fingerprint.
+    pub ca: Vec<u8>,
+    /// When the client certificate expires, seconds since the epoch (UTC).
+    pub not_after: i64,
+    /// The LAN server certificate (DER), when one was requested.
+    pub lan_certificate: Option<Vec<u8>>,
+}
+
+/// Why an enrollment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// The server could not be reached or its certificate did not match the pin.
+    #[error("cannot reach the sync server at {server}: {reason}")]
+    Connect {
+        /// `host:port`.
+        server: String,
+        /// Why (includes a pin mismatch).
+        reason: String,
+    },
+    /// The server refused the enrollment (expired or used code, rate limit, bad CSR).
+    #[error("the sync server refused the enrollment: {0}")]
+    Refused(String),
+    /// Something unexpected on the wire.
+    #[error("enrollment protocol error: {0}")]
+    Protocol(String),
+    /// Local TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Enrolls a node: connects to `server` (`host:port`) trusting only the CA pinned by
+/// `ca_fingerprint`, without a client certificate, sends [`caja_shared::protocol::Frame::Enroll`]
+/// and waits (30 s at most) for the certificates.
+///
+/// # Errors
+/// [`EnrollError`].
+pub async fn enroll(
+    server: &str,
+    ca_fingerprint: &str,
+    code: caja_shared::auth::secrets::Secret,
+    csr_der: Vec<u8>,
+    lan: Option<caja_shared::protocol::LanRequest>,
+) -> Result<Enrollment, EnrollError> {
+    let _ = (ca_fingerprint, code, csr_der, lan);
+    Err(EnrollError::Connect {
+        server: server.to_string(),
+        reason: "not implemented yet (issue 3 in progress)".into(),
+    })
+}
+
 /// A quinn client config (ring provider, TLS 1.3, ALPN `caja-sync/1`, keep-alive 5 s,
 /// idle timeout 30 s) that trusts ONLY a server whose chain contains a CA certificate with
 /// this SHA-256 fingerprint (hex, case-insensitive, colons allowed) and whose end-entity
-/// certificate is validly signed by that CA for [`SERVER_NAME`].
+/// certificate is validly signed by that CA for [`SERVER_NAME`]. With `identity`, the
+/// node presents its client certificate (mutual TLS); without, it can only enroll.
 ///
 /// # Errors
-/// [`TlsError::BadFingerprint`] for a malformed pin; [`TlsError::Rustls`] or
-/// [`TlsError::Quic`] if the TLS configuration cannot be built (a bug).
-pub fn client_config(ca_fingerprint: &str) -> Result<quinn::ClientConfig, TlsError> {
+/// [`TlsError::BadFingerprint`] for a malformed pin; [`TlsError::Rustls`] for an identity
+/// whose key does not match; [`TlsError::Quic`] if the TLS configuration cannot be built.
+pub fn client_config(
+    ca_fingerprint: &str,
+    identity: Option<&ClientIdentity>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let _ = identity;
     let pin = parse_fingerprint(ca_fingerprint)?;
     let provider = tls::provider();
     let verifier = Arc::new(PinnedCaVerifier {
@@ -155,7 +263,10 @@ mod tests {
         assert_eq!(parse_fingerprint(&hex64).unwrap(), [0xab; 32]);
         assert_eq!(parse_fingerprint(&colons).unwrap(), [0xab; 32]);
         assert!(parse_fingerprint("abc").is_err());
-        assert!(client_config(&hex64).is_ok());
-        assert!(matches!(client_config("zz"), Err(TlsError::BadFingerprint(_))));
+        assert!(client_config(&hex64, None).is_ok());
+        assert!(matches!(
+            client_config("zz", None),
+            Err(TlsError::BadFingerprint(_))
+        ));
     }
 }

@@ -169,6 +169,21 @@ pub fn check_token(conn: &Connection, code: &StoreCode, token: &str) -> Result<b
     })
 }
 
+/// Whether a store with this code is registered.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn store_exists(conn: &Connection, code: &StoreCode) -> Result<bool, ServerError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM stores WHERE code = ?1",
+            params![code.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Records that a node of the store was heard from now.
 ///
 /// # Errors

@@ -11,7 +11,7 @@ use automerge::sync::{self, Message, SyncDoc};
 use caja_shared::docs::{self, DocId};
 use caja_shared::docstore;
 use caja_shared::ids::{NodeId, StoreCode};
-use caja_shared::sync::DocHost;
+use caja_shared::sync::{DocHost, SyncError};
 
 use crate::error::ServerError;
 use crate::hub::Core;
@@ -91,7 +91,7 @@ impl DocHost for ServerHost<'_> {
     fn may_sync(&self, doc: &DocId) -> bool {
         match doc {
             DocId::Catalog => true,
-            DocId::Ledger { store, .. } => store == self.store,
+            DocId::Ledger { store, .. } | DocId::Store { store } => store == self.store,
         }
     }
 
@@ -111,7 +111,7 @@ impl DocHost for ServerHost<'_> {
         Ok(am.generate_sync_message(state))
     }
 
-    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), String> {
+    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), SyncError> {
         match self.receive_inner(doc, state, message) {
             Ok(changed) => {
                 if changed && *doc == DocId::Catalog {
@@ -124,7 +124,7 @@ impl DocHost for ServerHost<'_> {
                 self.core.cache.forget(doc);
                 *state = sync::State::new();
                 tracing::error!(doc = %doc, error = %e, "could not apply a sync message");
-                Err(e.to_string())
+                Err(SyncError::Host(e.to_string()))
             }
         }
     }

@@ -2,6 +2,7 @@
 //! admin REST API for head office.
 //!
 //! Modules:
+//! - [`admin`] holds head office's trust operations: enrollment codes, nodes, users, roles.
 //! - [`server`] holds [`SyncServer`], the entry point (open, serve, admin operations).
 //! - [`config`] holds command-line and environment settings of the `caja-sync` binary.
 //! - [`error`] holds [`ServerError`].
@@ -15,6 +16,7 @@
 //!   host, catalog operations, the QUIC accept loop and sessions.
 //! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod db;
@@ -31,6 +33,7 @@ mod host;
 mod hub;
 mod quic;
 
+pub use admin::{EnrollmentCode, NewUser, NodeInfo, ServerOptions, UserInfo, UserPatch};
 pub use catalog::validate_product;
 pub use error::ServerError;
 pub use report::{SalesReport, StoreReport, Totals};

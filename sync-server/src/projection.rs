@@ -18,6 +18,7 @@ fn kind(fact: &Fact) -> &'static str {
         FactBody::Sale(_) => "sale",
         FactBody::Refund(_) => "refund",
         FactBody::StockMovement(_) => "stock_movement",
+        FactBody::Security(_) => "security",
     }
 }
 
@@ -72,7 +73,7 @@ pub fn project_fact(
                 .map(|t| (t.report_name(), t.amount_minor))
                 .collect(),
         ),
-        FactBody::StockMovement(_) => (None, Vec::new()),
+        FactBody::StockMovement(_) | FactBody::Security(_) => (None, Vec::new()),
     };
     let id = fact.id.to_string();
     let inserted = conn

@@ -67,6 +67,19 @@ impl SyncServer {
     /// certificates; [`ServerError::CurrencyMismatch`] when the data dir was created for
     /// another currency.
     pub fn open(data_dir: &Path, currency: Currency) -> Result<SyncServer, ServerError> {
+        Self::open_with(data_dir, currency, crate::admin::ServerOptions::default())
+    }
+
+    /// [`SyncServer::open`] with explicit [`crate::admin::ServerOptions`].
+    ///
+    /// # Errors
+    /// As [`SyncServer::open`].
+    pub fn open_with(
+        data_dir: &Path,
+        currency: Currency,
+        options: crate::admin::ServerOptions,
+    ) -> Result<SyncServer, ServerError> {
+        let _ = options;
         let conn = db::open(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
         match db::setting(&conn, "currency")? {
@@ -140,17 +153,17 @@ impl SyncServer {
         result.map_err(ServerError::Http)
     }
 
-    /// Registers a store and returns its node token (32 random bytes in hex; only its
-    /// SHA-256 is stored, so it cannot be shown again).
+    /// Registers a store. Its node enrolls with a code from
+    /// [`SyncServer::enrollment_code`].
     ///
     /// # Errors
     /// [`ServerError::StoreExists`] if the code is taken; [`ServerError::Invalid`] for a
     /// bad name; [`ServerError::Sqlite`].
-    pub async fn create_store(&self, code: StoreCode, name: &str) -> Result<String, ServerError> {
+    pub async fn create_store(&self, code: StoreCode, name: &str) -> Result<(), ServerError> {
         let name = name.to_string();
         self.0
             .hub
-            .with_core(move |core| db::create_store(&core.conn, &code, &name))
+            .with_core(move |core| db::create_store(&core.conn, &code, &name).map(|_| ()))
             .await?
     }
 

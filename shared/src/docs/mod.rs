@@ -7,6 +7,9 @@
 //! - `ledger/<store>/<yyyy-mm-dd>`: a store's facts of one business day, a grow-only map at
 //!   the root from fact id to the fact's JSON ([`Fact::encode`]). One scalar per fact keeps
 //!   automerge's cost per write low (see TOOLCHAIN.md).
+//! - `store/<store>`: the staff allowed in a store (users with their argon2id hashes, role
+//!   grants, disabled flags, session cut-offs) and the chain's custom roles, written by head
+//!   office only; see [`store`].
 //!
 //! Compatibility rule: product fields are append-only; readers ignore fields they do not
 //! know and default the ones that are missing.
@@ -23,11 +26,16 @@ use serde::{Deserialize, Serialize};
 use crate::facts::{Fact, FactError};
 use crate::ids::StoreCode;
 
+pub mod store;
+
 /// Errors reading or writing documents.
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    /// The document id text is not `catalog` or `ledger/<store>/<yyyy-mm-dd>`.
-    #[error("bad document id {0:?}: expected \"catalog\" or \"ledger/<store>/<yyyy-mm-dd>\"")]
+    /// The document id text is not `catalog`, `ledger/<store>/<yyyy-mm-dd>` or
+    /// `store/<store>`.
+    #[error(
+        "bad document id {0:?}: expected \"catalog\", \"ledger/<store>/<yyyy-mm-dd>\" or \"store/<store>\""
+    )]
     BadDocId(String),
     /// Automerge refused an operation or the bytes of a document.
     #[error("automerge: {0}")]
@@ -58,15 +66,25 @@ pub enum DocId {
         /// The business day.
         date: NaiveDate,
     },
+    /// One store's staff and roles (written by head office).
+    Store {
+        /// The store.
+        store: StoreCode,
+    },
 }
 
 impl DocId {
-    /// The store whose ledger this is (`None` for the catalog).
+    /// The store whose ledger or staff document this is (`None` for the catalog).
     pub fn store(&self) -> Option<&StoreCode> {
         match self {
             DocId::Catalog => None,
-            DocId::Ledger { store, .. } => Some(store),
+            DocId::Ledger { store, .. } | DocId::Store { store } => Some(store),
         }
+    }
+
+    /// Whether only head office writes this document (nodes may only read it).
+    pub fn written_by_head_office(&self) -> bool {
+        matches!(self, DocId::Store { .. })
     }
 }
 
@@ -75,6 +93,7 @@ impl fmt::Display for DocId {
         match self {
             DocId::Catalog => f.write_str("catalog"),
             DocId::Ledger { store, date } => write!(f, "ledger/{store}/{}", date.format("%Y-%m-%d")),
+            DocId::Store { store } => write!(f, "store/{store}"),
         }
     }
 }
@@ -91,6 +110,9 @@ impl FromStr for DocId {
             (Some("ledger"), Some(store), Some(date), None) => Ok(DocId::Ledger {
                 store: store.parse().map_err(|_| bad())?,
                 date: NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?,
+            }),
+            (Some("store"), Some(store), None, None) => Ok(DocId::Store {
+                store: store.parse().map_err(|_| bad())?,
             }),
             _ => Err(bad()),
         }
@@ -259,6 +281,7 @@ pub fn empty_doc(id: &DocId) -> Result<Automerge, DocError> {
     match id {
         DocId::Catalog => catalog_genesis(),
         DocId::Ledger { .. } => Ok(ledger_empty()),
+        DocId::Store { .. } => store::genesis(),
     }
 }
 
@@ -535,6 +558,9 @@ mod tests {
         let id: DocId = "ledger/united-kingdom/2010-12-01".parse().unwrap();
         assert_eq!(id.to_string(), "ledger/united-kingdom/2010-12-01");
         assert_eq!("catalog".parse::<DocId>().unwrap(), DocId::Catalog);
+        let st: DocId = "store/uk".parse().unwrap();
+        assert_eq!(st.to_string(), "store/uk");
+        assert!(st.written_by_head_office() && !id.written_by_head_office());
         for bad in [
             "",
             "ledger",
@@ -542,6 +568,9 @@ mod tests {
             "ledger/uk/2010-13-01",
             "ledger/uk/2010-12-01/x",
             "cat",
+            "store",
+            "store/UK",
+            "store/uk/x",
         ] {
             assert!(bad.parse::<DocId>().is_err(), "{bad}");
         }
