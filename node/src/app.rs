@@ -8,7 +8,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Auth;
+use crate::auth::local::{self, Created, LocalUser};
 use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::http::tls;
 use crate::identity::{self, Identity};
 use crate::store::{Db, StoreError};
 use crate::sync::SyncLink;
@@ -22,6 +26,7 @@ struct Inner {
     identity: Identity,
     config: NodeConfig,
     link: SyncLink,
+    auth: Auth,
 }
 
 impl Node {
@@ -29,9 +34,12 @@ impl Node {
     /// catalog document.
     ///
     /// # Errors
-    /// [`StoreError`] when the database cannot be opened or belongs to another store.
+    /// [`StoreError`] when the database or the token key cannot be opened, or the
+    /// directory belongs to another store.
     pub async fn open(config: NodeConfig) -> Result<Node, StoreError> {
         let db = Db::open(&config.data_dir)?;
+        let auth = Auth::open(&config.data_dir, config.auth.clone())
+            .map_err(|e| StoreError::Task(format!("token signing key: {e}")))?;
         let (store, terminal, currency, dir) = (
             config.store.clone(),
             config.terminal.clone(),
@@ -56,7 +64,30 @@ impl Node {
             identity,
             config,
             link,
+            auth,
         })))
+    }
+
+    /// The token keys and auth settings.
+    pub fn auth(&self) -> &Auth {
+        &self.0.auth
+    }
+
+    /// Adds a user to a standalone node (one that never enrolled; an enrolled node's staff
+    /// come from head office). Hashes the password and PIN with argon2id.
+    ///
+    /// # Errors
+    /// [`NodeError::Auth`] (invalid field), [`NodeError::Conflict`] (enrolled node or a
+    /// taken username), [`NodeError::Store`].
+    pub async fn add_local_user(&self, user: LocalUser) -> Result<Created, NodeError> {
+        let prepared = tokio::task::spawn_blocking(move || local::prepare(&user))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let store = self.0.identity.store.clone();
+        self.0
+            .db
+            .write(move |ctx| local::write(ctx, &store, prepared))
+            .await
     }
 
     /// The database handle.
@@ -79,12 +110,23 @@ impl Node {
         &self.0.link
     }
 
-    /// Serves the REST API on `listener` and runs the sync client (if configured) until
-    /// `shutdown` is cancelled; then stops accepting, finishes in-flight requests and
-    /// waits for background tasks.
+    /// The LAN certificate the node serves when TLS is on (see [`tls`]), generating a
+    /// self-signed one on first use.
     ///
     /// # Errors
-    /// I/O errors of the HTTP server.
+    /// [`tls::LanTlsError`].
+    pub fn lan_identity(&self) -> Result<tls::LanIdentity, tls::LanTlsError> {
+        let c = &self.0.config;
+        tls::identity(&c.data_dir, c.listen, &c.lan_tls)
+    }
+
+    /// Serves the REST API on `listener` (HTTPS when `lan_tls.enabled`) and runs the sync
+    /// client (if configured) until `shutdown` is cancelled; then stops accepting,
+    /// finishes in-flight requests and waits for background tasks.
+    ///
+    /// # Errors
+    /// I/O errors of the HTTP server; an unusable LAN certificate (as
+    /// `io::ErrorKind::InvalidInput`).
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         let tasks = TaskTracker::new();
         if let Some(target) = self.0.config.sync.clone() {
@@ -92,11 +134,29 @@ impl Node {
             let stop = shutdown.clone();
             tasks.spawn(async move { crate::sync::run(node, target, stop).await });
         }
-        let app = crate::http::router(self.clone());
+        let app =
+            crate::http::router(self.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stop = shutdown.clone();
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let res = if self.0.config.lan_tls.enabled {
+            let id = self
+                .lan_identity()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            let config = tls::server_config(&id)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            tracing::info!(fingerprint = %id.fingerprint(), certificate = %id.source, "serving HTTPS");
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            // `tap_io` makes axum pass the peer address through (ConnectInfo<SocketAddr>, which
+            // the per-client rate limits key on).
+            let listener =
+                axum::serve::ListenerExt::tap_io(tls_listener::TlsListener::new(acceptor, listener), |_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        } else {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        };
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;

@@ -1,6 +1,14 @@
 //! An in-process chain: one sync server and one node per store, each with its own SQLite
 //! file, talking real QUIC and real HTTP on loopback. The demo and the replays run on it;
 //! so can tests.
+//!
+//! Setting it up goes the way a real roll-out does: head office registers each store and
+//! issues an enrollment code; each node enrolls with it (keys made on the node, a client
+//! certificate from the server's CA) and from then on syncs over mutual TLS; head office
+//! creates a manager (password and PIN) and a cashier (PIN) per store; their credentials
+//! replicate to the store's node, where the manager logs in. The generated credentials
+//! are kept in `DIR/staff.json` (mode 0600) so a chain restarted on the same directory
+//! logs in again; they are demo credentials and the demo prints one set.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -16,8 +24,41 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use caja_shared::auth::secrets::{self, Secret};
+use caja_sync_server::NewUser;
+
 use crate::app::Node;
+use crate::client::NodeClient;
 use crate::config::{NodeConfig, SyncTarget};
+use crate::enroll::{self, EnrollOptions};
+
+/// Credentials of one member of a store's demo staff.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct StaffLogin {
+    /// Username.
+    pub username: String,
+    /// Password, if the user has one.
+    pub password: Option<Secret>,
+    /// PIN.
+    pub pin: Secret,
+}
+
+impl std::fmt::Debug for StaffLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A store's demo staff.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoreStaff {
+    /// The store manager (roles `manager`): password and PIN.
+    pub manager: StaffLogin,
+    /// A cashier (role `cashier`): PIN only.
+    pub cashier: StaffLogin,
+}
 
 /// One store's node in the chain.
 pub struct ChainNode {
@@ -29,6 +70,10 @@ pub struct ChainNode {
     pub node: Node,
     /// Base URL of its REST API, e.g. `http://127.0.0.1:40123`.
     pub url: String,
+    /// A client logged in as the store's manager.
+    pub manager: NodeClient,
+    /// The store's demo staff.
+    pub staff: StoreStaff,
 }
 
 /// A running chain.
@@ -45,8 +90,8 @@ pub struct Chain {
     tasks: TaskTracker,
 }
 
-/// Persisted node tokens, so a chain can be restarted on the same data directory.
-fn load_tokens(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+/// Persisted demo staff, so a chain can be restarted on the same data directory.
+fn load_staff(path: &Path) -> anyhow::Result<BTreeMap<String, StoreStaff>> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
@@ -54,12 +99,42 @@ fn load_tokens(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     }
 }
 
+/// A random PIN of `digits` digits (uniform: rejection of the biased top of the byte).
+fn random_pin(digits: usize) -> Secret {
+    let mut out = String::new();
+    while out.len() < digits {
+        let b: u8 = rand::random();
+        if b < 250 {
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+    Secret::new(out)
+}
+
+fn new_staff(code: &StoreCode) -> StoreStaff {
+    StoreStaff {
+        manager: StaffLogin {
+            username: format!("mgr-{code}"),
+            password: Some(Secret::new(secrets::random_token()[..24].to_string())),
+            pin: random_pin(6),
+        },
+        cashier: StaffLogin {
+            username: format!("cashier-{code}"),
+            password: None,
+            pin: random_pin(6),
+        },
+    }
+}
+
 impl Chain {
-    /// Starts a server in `dir/server` and one node per store in `dir/nodes/<store>`, all
-    /// on `127.0.0.1` with ephemeral ports, and connects the nodes.
+    /// Starts a server in `dir/server`; for each store registers it, enrolls its node in
+    /// `dir/nodes/<store>` (first start only), creates its staff at head office (first
+    /// start only), starts the node on `127.0.0.1` with an ephemeral port, waits until
+    /// the staff have replicated and logs the manager in.
     ///
     /// # Errors
-    /// When a database cannot be opened or a port bound.
+    /// When a database cannot be opened, a port bound, an enrollment or login fails, or
+    /// the staff do not reach a node within a minute.
     pub async fn start(
         dir: &Path,
         stores: &[(StoreCode, String)],
@@ -83,34 +158,83 @@ impl Chain {
                 }
             });
         }
-        let tokens_path = dir.join("tokens.json");
-        let mut tokens = load_tokens(&tokens_path)?;
+        let staff_path = dir.join("staff.json");
+        let mut staff = load_staff(&staff_path)?;
+        // Head office: stores and staff (hashing runs concurrently on blocking threads).
+        let mut created = Vec::new();
+        for (code, name) in stores {
+            if staff.contains_key(code.as_str()) {
+                continue;
+            }
+            match server.create_store(code.clone(), name).await {
+                Ok(()) | Err(caja_sync_server::ServerError::StoreExists(_)) => {}
+                Err(e) => return Err(e).with_context(|| format!("creating store {code}")),
+            }
+            let st = new_staff(code);
+            let (s, c) = (server.clone(), code.clone());
+            let (mgr, cashier) = (st.manager.clone(), st.cashier.clone());
+            let name = name.clone();
+            created.push(tokio::spawn(async move {
+                s.create_user(NewUser {
+                    username: mgr.username.clone(),
+                    display_name: format!("Manager, {name}"),
+                    password: mgr.password.clone(),
+                    pin: Some(mgr.pin.clone()),
+                    roles: vec!["manager".into()],
+                    stores: vec![c.clone()],
+                })
+                .await?;
+                s.create_user(NewUser {
+                    username: cashier.username.clone(),
+                    display_name: format!("Cashier, {name}"),
+                    password: None,
+                    pin: Some(cashier.pin.clone()),
+                    roles: vec!["cashier".into()],
+                    stores: vec![c],
+                })
+                .await
+            }));
+            staff.insert(code.to_string(), st);
+        }
+        for t in created {
+            t.await
+                .context("creating staff")?
+                .context("creating staff at head office")?;
+        }
+        caja_shared::auth::tokens::write_secret_file(&staff_path, &serde_json::to_vec_pretty(&staff)?)
+            .with_context(|| format!("writing {}", staff_path.display()))?;
         let mut nodes = Vec::new();
         for (code, name) in stores {
-            let token = match tokens.get(code.as_str()) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = server
-                        .create_store(code.clone(), name)
-                        .await
-                        .with_context(|| format!("creating store {code}"))?;
-                    tokens.insert(code.to_string(), t.clone());
-                    std::fs::write(&tokens_path, serde_json::to_vec_pretty(&tokens)?)?;
-                    t
-                }
-            };
-            let config = NodeConfig {
-                data_dir: dir.join("nodes").join(code.as_str()),
+            let data_dir = dir.join("nodes").join(code.as_str());
+            if enroll::read_dir(&data_dir)?.is_none() {
+                let code_for = server
+                    .enrollment_code(code, Duration::from_secs(3600))
+                    .await
+                    .with_context(|| format!("issuing an enrollment code for {code}"))?;
+                enroll::enroll(&EnrollOptions {
+                    data_dir: data_dir.clone(),
+                    server: server_quic.to_string(),
+                    ca_fingerprint: server.ca_fingerprint(),
+                    code: code_for.code,
+                    lan_names: Vec::new(),
+                    currency,
+                })
+                .await
+                .with_context(|| format!("enrolling the node of {code}"))?;
+            }
+            let mut config = NodeConfig {
+                data_dir,
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 store: code.clone(),
                 currency,
                 sync: Some(SyncTarget {
                     server: server_quic.to_string(),
                     ca_fingerprint: server.ca_fingerprint(),
-                    token,
                 }),
                 ..NodeConfig::default()
             };
+            // One process drives every store from loopback: no per-client rate limit.
+            config.limits.requests_per_second = 1_000_000;
             let node = Node::open(config)
                 .await
                 .with_context(|| format!("opening node {code}"))?;
@@ -122,12 +246,31 @@ impl Chain {
                     tracing::error!(error = %e, "node stopped");
                 }
             });
+            let st = staff
+                .get(code.as_str())
+                .cloned()
+                .with_context(|| format!("no staff for {code}"))?;
             nodes.push(ChainNode {
                 store: code.clone(),
                 name: name.clone(),
+                manager: NodeClient::new(&url, None)?,
                 node,
                 url,
+                staff: st,
             });
+        }
+        for n in &nodes {
+            wait_for_staff(&n.node, &n.staff.manager.username, Duration::from_secs(60)).await?;
+            let password = n
+                .staff
+                .manager
+                .password
+                .clone()
+                .unwrap_or_else(|| Secret::new(""));
+            n.manager
+                .login_password(&n.staff.manager.username, &password)
+                .await
+                .with_context(|| format!("logging {} in at {}", n.staff.manager.username, n.store))?;
         }
         Ok(Chain {
             server,
@@ -219,6 +362,32 @@ impl Chain {
     /// Data directory layout: where a store's node keeps its files.
     pub fn node_dir(dir: &Path, store: &StoreCode) -> PathBuf {
         dir.join("nodes").join(store.as_str())
+    }
+}
+
+/// Waits until a username is staff at a node (the store document has replicated).
+///
+/// # Errors
+/// After `timeout`.
+pub async fn wait_for_staff(node: &Node, username: &str, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let u = username.to_string();
+        let found = node
+            .db()
+            .read(move |c| crate::auth::staff::by_username(c, &u))
+            .await?
+            .is_some();
+        if found {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "{username} did not reach the node of {} within {timeout:?}",
+                node.identity().store
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,9 +1,9 @@
 //! Node configuration: typed settings with defaults, filled from flags and environment
 //! (`CAJA_NODE_*`, see `caja-node serve --help`), checked by [`NodeConfig::validate`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use caja_shared::ids::StoreCode;
 use caja_shared::money::Currency;
@@ -35,9 +35,87 @@ pub struct NodeConfig {
     /// The store's currency; default GBP.
     pub currency: Currency,
     /// The sync server to replicate with; `None` runs standalone (still fully working).
+    /// The node authenticates with the client certificate it got at enrollment.
     pub sync: Option<SyncTarget>,
     /// Largest request body accepted, in bytes; default 1 MiB (CSV imports: 8x this).
     pub max_body_bytes: usize,
+    /// Logins, tokens and lockouts.
+    pub auth: AuthSettings,
+    /// Abuse limits of the REST API.
+    pub limits: Limits,
+    /// TLS of the REST API on the store LAN.
+    pub lan_tls: LanTls,
+}
+
+/// Login and token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Lifetime of an access token; default 15 minutes.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a login session (its refresh tokens); default 12 hours, a long shift.
+    pub session_ttl: Duration,
+    /// Consecutive wrong PINs for one user on one terminal before a lock; default 5.
+    pub pin_attempts: u32,
+    /// The first lock's length; each further lock in a row doubles it; default 30 s.
+    pub lockout: Duration,
+    /// The longest lock; default 1 hour.
+    pub lockout_max: Duration,
+    /// How long a manager override may wait to be used; default 2 minutes.
+    pub override_ttl: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            session_ttl: Duration::from_secs(12 * 3600),
+            pin_attempts: 5,
+            lockout: Duration::from_secs(30),
+            lockout_max: Duration::from_secs(3600),
+            override_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Abuse limits of the REST API, per client IP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Login, PIN, refresh and override attempts per client per minute; default 20.
+    pub logins_per_minute: u32,
+    /// Requests per client per second on every route (a burst of twice this is allowed);
+    /// default 100.
+    pub requests_per_second: u32,
+    /// Longest a request may take before it is answered 408; default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            logins_per_minute: 20,
+            requests_per_second: 100,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// TLS of the REST API. Plain HTTP is allowed only on a loopback address or when
+/// `allow_plain_http` says so.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LanTls {
+    /// Serve HTTPS. The certificate is, in order: `cert`/`key` if given; the LAN
+    /// certificate issued at enrollment; else a self-signed one generated in the data
+    /// directory (`lan.pem`, `lan.key.pem`) for `names`, `localhost` and the listen IP.
+    pub enabled: bool,
+    /// A PEM certificate chain to serve instead.
+    pub cert: Option<PathBuf>,
+    /// Its PEM private key.
+    pub key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for a generated certificate (e.g. `till-1.local`).
+    pub names: Vec<String>,
+    /// Serve plain HTTP on a non-loopback address anyway (not recommended: tokens and
+    /// PINs cross the LAN in clear).
+    pub allow_plain_http: bool,
 }
 
 impl Default for NodeConfig {
@@ -51,29 +129,21 @@ impl Default for NodeConfig {
             currency: Currency::GBP,
             sync: None,
             max_body_bytes: 1 << 20,
+            auth: AuthSettings::default(),
+            limits: Limits::default(),
+            lan_tls: LanTls::default(),
         }
     }
 }
 
-/// Where and how to reach the sync server.
-#[derive(Clone)]
+/// Where to reach the sync server. Who the node is comes from its enrollment (the client
+/// certificate and key in the data directory, see [`crate::enroll`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncTarget {
     /// `host:port` of the server's QUIC endpoint (a name is resolved at every connect).
     pub server: String,
     /// Hex SHA-256 of the server CA certificate that the node pins.
     pub ca_fingerprint: String,
-    /// The node token issued with the store (secret; redacted in `Debug`).
-    pub token: String,
-}
-
-impl fmt::Debug for SyncTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncTarget")
-            .field("server", &self.server)
-            .field("ca_fingerprint", &self.ca_fingerprint)
-            .field("token", &"<redacted>")
-            .finish()
-    }
 }
 
 /// Checks a terminal id: 1-16 ASCII letters or digits.
@@ -126,12 +196,48 @@ impl NodeConfig {
                     ),
                 });
             }
-            if s.token.trim().is_empty() {
-                return Err(ConfigError::Invalid {
-                    name: "token",
-                    reason: "must not be empty".into(),
-                });
-            }
+        }
+        let a = &self.auth;
+        if a.access_token_ttl < Duration::from_secs(10) || a.access_token_ttl > Duration::from_secs(86_400) {
+            return Err(ConfigError::Invalid {
+                name: "access_token_ttl",
+                reason: "must be between 10 s and 24 h".into(),
+            });
+        }
+        if a.session_ttl < a.access_token_ttl {
+            return Err(ConfigError::Invalid {
+                name: "session_ttl",
+                reason: "must be at least the access token lifetime".into(),
+            });
+        }
+        if a.pin_attempts == 0 || a.lockout.is_zero() || a.lockout_max < a.lockout {
+            return Err(ConfigError::Invalid {
+                name: "pin_attempts",
+                reason: "PIN attempts and the lockout must be positive, and lockout_max at least lockout"
+                    .into(),
+            });
+        }
+        let l = &self.limits;
+        if l.logins_per_minute == 0 || l.requests_per_second == 0 || l.request_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "limits",
+                reason: "rate limits and the request timeout must be positive".into(),
+            });
+        }
+        if self.lan_tls.cert.is_some() != self.lan_tls.key.is_some() {
+            return Err(ConfigError::Invalid {
+                name: "tls_cert",
+                reason: "give both --tls-cert and --tls-key, or neither".into(),
+            });
+        }
+        if !self.lan_tls.enabled && !self.listen.ip().is_loopback() && !self.lan_tls.allow_plain_http {
+            return Err(ConfigError::Invalid {
+                name: "listen",
+                reason: format!(
+                    "refusing plain HTTP on {}: staff PINs and tokens would cross the LAN in clear; add --tls (recommended) or --allow-plain-http",
+                    self.listen
+                ),
+            });
         }
         Ok(())
     }

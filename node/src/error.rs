@@ -6,6 +6,7 @@
 use caja_shared::facts::FactError;
 use caja_shared::money::MoneyError;
 
+use crate::auth::AuthError;
 use crate::store::StoreError;
 
 /// Why a node operation failed.
@@ -37,6 +38,9 @@ pub enum NodeError {
     /// A fact could not be built.
     #[error(transparent)]
     Fact(#[from] FactError),
+    /// Authentication or authorisation refused the request.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// Storage failed (boxed: storage errors are large and rare).
     #[error(transparent)]
     Store(Box<StoreError>),

@@ -77,3 +77,27 @@ pub(crate) fn load_or_create(
         currency,
     })
 }
+
+/// A value of the node's `meta` table.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn meta(conn: &rusqlite::Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Sets a value of the node's `meta` table.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn set_meta(conn: &rusqlite::Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
+    Ok(())
+}

@@ -1,7 +1,10 @@
 //! Caja store node: sells, refunds and counts stock offline, stores every fact durably in
 //! SQLite, serves a REST API on the store LAN and replicates with the sync server over QUIC.
 //!
+//! - [`cli`]: the `caja-node` command line.
 //! - [`config`]: settings and their validation.
+//! - [`auth`]: staff logins (password, PIN), tokens, lockouts, overrides, audit.
+//! - [`enroll`]: enrollment with head office and the node's certificates.
 //! - [`app`]: [`Node`]: open, serve, shut down.
 //! - [`identity`]: node id, store, terminal, currency.
 //! - [`store`]: SQLite writer (group commit), read pool, projections.
@@ -9,15 +12,20 @@
 //! - [`http`]: REST routes, problem+json errors, OpenAPI.
 //! - [`sync`]: the QUIC sync client.
 //! - [`replay`]: replays of real retail files through the REST API.
+//! - [`client`]: a logged-in client of a node's API (replays, benchmarks).
 //! - [`chain`], [`demo`]: an in-process chain (server + nodes) for the demo and replays.
 //! - [`error`], [`decimal`]: the domain error and decimal input helpers.
 
 pub mod app;
+pub mod auth;
 pub mod catalog;
 pub mod chain;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod decimal;
 pub mod demo;
+pub mod enroll;
 pub mod error;
 pub mod http;
 pub mod identity;

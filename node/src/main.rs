@@ -1,111 +1,15 @@
-//! `caja-node`: run a store node, the demo, or a replay of a real retail file.
-
-use std::net::SocketAddr;
-use std::path::PathBuf;
+//! `caja-node`: run a store node, enroll it, manage a standalone node's users, or run the
+//! demo or a replay of a real retail file. Thin: the options live in `caja_node::cli`.
 
 use anyhow::Context;
+use caja_node::auth::local::LocalUser;
+use caja_node::cli::{Cli, Command, UserCommand, read_secret};
 use caja_node::demo::{self, DemoOptions};
-use caja_node::replay::plan::Format;
-use caja_node::{Node, NodeConfig, SyncTarget};
-use caja_shared::ids::StoreCode;
-use caja_shared::money::Currency;
-use clap::{Args, Parser, Subcommand};
+use caja_node::enroll::{self, EnrollOptions};
+use caja_node::{Node, NodeConfig};
+use caja_shared::auth::secrets::Secret;
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
-
-/// Caja store node: sells offline, stores every fact durably, syncs with the chain.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the REST API (and sync, if a server is given).
-    Serve(ServeArgs),
-    /// Start a sync server and store nodes in-process, trade, take a store offline,
-    /// reconnect and print the converged chain report.
-    Demo(DemoArgs),
-    /// Replay a real retail file through an in-process chain (no outage) and print the
-    /// chain report.
-    Replay(ReplayArgs),
-    /// Print the default settings.
-    PrintDefaultConfig,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Directory of the node's SQLite file.
-    #[arg(long, env = "CAJA_NODE_DATA_DIR", default_value = "./caja-data")]
-    data_dir: PathBuf,
-    /// REST listen address (port 0 picks a free port).
-    #[arg(long, env = "CAJA_NODE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Store code (lowercase letters, digits, '-').
-    #[arg(long, env = "CAJA_NODE_STORE", default_value = "main")]
-    store: StoreCode,
-    /// Default terminal id for receipt numbers.
-    #[arg(long, env = "CAJA_NODE_TERMINAL", default_value = "T1")]
-    terminal: String,
-    /// ISO 4217 currency of the store.
-    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
-    currency: Currency,
-    /// Sync server QUIC address (host:port, a name or an IP); without it the node runs
-    /// standalone.
-    #[arg(long, env = "CAJA_NODE_SERVER", requires_all = ["ca_fingerprint", "token"])]
-    server: Option<String>,
-    /// SHA-256 fingerprint of the sync server's CA (`caja-sync ca-fingerprint` prints it).
-    #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
-    ca_fingerprint: Option<String>,
-    /// The store's node token (`caja-sync store add` prints it). Prefer the environment.
-    #[arg(long, env = "CAJA_NODE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Largest request body in bytes (CSV imports may be 8x this).
-    #[arg(long, env = "CAJA_NODE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-    max_body_bytes: usize,
-}
-
-#[derive(Args, Clone)]
-struct ReplayArgs {
-    /// The file to replay (gzip or plain CSV).
-    #[arg(long)]
-    orders: PathBuf,
-    /// Its layout: online-retail or supermarket.
-    #[arg(long)]
-    format: Format,
-    /// Keep only the first N business days of the file.
-    #[arg(long)]
-    days: Option<u32>,
-    /// Keep the chain's files here (default: a temporary directory, removed at the end).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the chain report as JSON to this file.
-    #[arg(long)]
-    report_json: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct DemoArgs {
-    /// Replay this file instead of synthetic trading.
-    #[arg(long, requires = "format")]
-    orders: Option<PathBuf>,
-    /// Layout of --orders: online-retail or supermarket.
-    #[arg(long)]
-    format: Option<Format>,
-    /// Keep only the first N business days of the file.
-    #[arg(long)]
-    days: Option<u32>,
-    /// Keep the chain's files here (default: a temporary directory).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Write the chain report as JSON to this file.
-    #[arg(long)]
-    report_json: Option<PathBuf>,
-    /// Exit after the report instead of serving until Ctrl-C.
-    #[arg(long)]
-    exit: bool,
-}
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -139,32 +43,97 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => {
             init_tracing("info");
-            let sync = match (a.server, a.ca_fingerprint, a.token) {
-                (Some(server), Some(ca_fingerprint), Some(token)) => Some(SyncTarget {
-                    server,
-                    ca_fingerprint,
-                    token,
-                }),
-                _ => None,
-            };
-            let config = NodeConfig {
-                data_dir: a.data_dir,
-                listen: a.listen,
-                store: a.store,
-                terminal: a.terminal,
-                currency: a.currency,
-                sync,
-                max_body_bytes: a.max_body_bytes,
-            };
-            config.validate()?;
+            let config = a.into_config()?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             let node = Node::open(config).await?;
-            tracing::info!(addr = %listener.local_addr()?, store = %node.identity().store, node = %node.identity().node_id, "caja-node serving");
+            tracing::info!(
+                addr = %listener.local_addr()?,
+                tls = node.config().lan_tls.enabled,
+                store = %node.identity().store,
+                node = %node.identity().node_id,
+                sync = node.config().sync.as_ref().map(|s| s.server.as_str()).unwrap_or("standalone"),
+                "caja-node serving"
+            );
             let stop = CancellationToken::new();
             tokio::spawn(ctrl_c(stop.clone()));
             node.serve(listener, stop).await?;
+        }
+        Command::Enroll(a) => {
+            init_tracing("warn");
+            let code = match a.code {
+                Some(c) => Secret::new(c),
+                None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?,
+            };
+            let e = enroll::enroll(&EnrollOptions {
+                data_dir: a.data.data_dir.clone(),
+                server: a.server,
+                ca_fingerprint: a.ca_fingerprint,
+                code,
+                lan_names: a.lan_names,
+                currency: a.currency,
+            })
+            .await?;
+            println!(
+                "enrolled: node {} of store {} with {}; client certificate valid until {}",
+                e.node,
+                e.store,
+                e.server,
+                chrono::DateTime::from_timestamp(e.cert_not_after, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            );
+            println!(
+                "start it with: caja-node serve --data-dir {}",
+                a.data.data_dir.display()
+            );
+        }
+        Command::User {
+            command: UserCommand::Add(a),
+        } => {
+            init_tracing("warn");
+            let password = if a.no_password {
+                None
+            } else {
+                Some(read_secret(
+                    "CAJA_NODE_PASSWORD",
+                    &format!("password for {}", a.username),
+                )?)
+            };
+            let pin = if a.pin {
+                Some(read_secret("CAJA_NODE_PIN", &format!("PIN for {}", a.username))?)
+            } else {
+                None
+            };
+            let node = Node::open(NodeConfig {
+                data_dir: a.data.data_dir.clone(),
+                store: a.store,
+                currency: a.currency,
+                ..NodeConfig::default()
+            })
+            .await
+            .with_context(|| format!("opening {} (stop the node first)", a.data.data_dir.display()))?;
+            let created = node
+                .add_local_user(LocalUser {
+                    username: a.username,
+                    display_name: a.name,
+                    password,
+                    pin,
+                    roles: a.roles,
+                })
+                .await?;
+            println!("user {} created (id {})", created.username, created.id);
+        }
+        Command::LanFingerprint(a) => {
+            let cfg = caja_node::config::LanTls {
+                enabled: true,
+                names: a.lan_names,
+                ..Default::default()
+            };
+            let id = caja_node::http::tls::identity(&a.data.data_dir, a.listen, &cfg)?;
+            println!("{}", id.fingerprint());
+            eprintln!("({})", id.source);
         }
         Command::Demo(a) => {
             init_tracing("warn");
@@ -178,17 +147,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let (chain, _report, temp) = demo::run(&opts).await?;
             if !a.exit {
-                println!("\nThe chain keeps running; try:");
-                println!("  curl -s {}/v1/reports/sales | head -c 600", chain.server_url);
-                for n in &chain.nodes {
-                    println!(
-                        "  {:<16} {}/v1/sync/status   {}/v1/products?q=tea",
-                        n.store.as_str(),
-                        n.url,
-                        n.url
-                    );
-                }
-                println!("Ctrl-C stops it.");
+                demo::print_try_it(&chain);
                 let stop = CancellationToken::new();
                 ctrl_c(stop.clone()).await;
             }
@@ -212,9 +171,25 @@ async fn main() -> anyhow::Result<()> {
         Command::PrintDefaultConfig => {
             let c = NodeConfig::default();
             println!(
-                "data_dir = {:?}\nlisten = \"{}\"\nstore = \"{}\"\nterminal = \"{}\"\ncurrency = \"{}\"\nmax_body_bytes = {}\n# server, ca_fingerprint, token: unset (standalone)",
+                "data_dir = {:?}\nlisten = \"{}\"\nstore = \"{}\"  # or the enrolled store\nterminal = \"{}\"\ncurrency = \"{}\"\nmax_body_bytes = {}",
                 c.data_dir, c.listen, c.store, c.terminal, c.currency, c.max_body_bytes
             );
+            println!(
+                "access_token_secs = {}\nsession_secs = {}\npin_attempts = {}\nlockout_secs = {}\nlockout_max_secs = {}\noverride_secs = {}",
+                c.auth.access_token_ttl.as_secs(),
+                c.auth.session_ttl.as_secs(),
+                c.auth.pin_attempts,
+                c.auth.lockout.as_secs(),
+                c.auth.lockout_max.as_secs(),
+                c.auth.override_ttl.as_secs()
+            );
+            println!(
+                "logins_per_minute = {}\nrequests_per_second = {}\nrequest_timeout_secs = {}\ntls = false\nallow_plain_http = false",
+                c.limits.logins_per_minute,
+                c.limits.requests_per_second,
+                c.limits.request_timeout.as_secs()
+            );
+            println!("# server, ca_fingerprint: from `caja-node enroll` (standalone until enrolled)");
         }
     }
     Ok(())

@@ -100,6 +100,19 @@ pub fn load(conn: &Connection, doc: &DocId) -> Result<Option<Automerge>, DocStor
     Ok(Some(am))
 }
 
+/// Deletes a document: its chunks, heads and every peer's sync state for it. Used when a
+/// node hands a document over to head office (enrollment drops the local staff document).
+///
+/// # Errors
+/// [`DocStoreError::Sqlite`].
+pub fn delete(conn: &Connection, doc: &DocId) -> Result<(), DocStoreError> {
+    let id = doc.to_string();
+    conn.execute("DELETE FROM doc_chunks WHERE doc_id = ?1", params![id])?;
+    conn.execute("DELETE FROM doc_heads WHERE doc_id = ?1", params![id])?;
+    conn.execute("DELETE FROM sync_states WHERE doc_id = ?1", params![id])?;
+    Ok(())
+}
+
 /// Ids of every stored document.
 ///
 /// # Errors

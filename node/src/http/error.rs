@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use caja_shared::auth::sessions::RefreshError;
+
+use crate::auth::AuthError;
 use crate::error::NodeError;
 use crate::store::StoreError;
 
@@ -59,6 +62,12 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Node(NodeError::from(e))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Node(NodeError::Auth(e))
     }
 }
 
@@ -120,6 +129,7 @@ impl ApiError {
                 "invalid-amount",
                 "Amounts do not add up",
             ),
+            ApiError::Node(N::Auth(a)) => auth_parts(a),
             ApiError::Node(N::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON body"),
             ApiError::BadParam(_) => (StatusCode::BAD_REQUEST, "bad-parameter", "Bad parameter"),
@@ -140,6 +150,43 @@ impl ApiError {
                 "Method not allowed",
             ),
         }
+    }
+}
+
+/// Status, problem slug and title of an authentication or authorisation refusal.
+fn auth_parts(a: &AuthError) -> (StatusCode, &'static str, &'static str) {
+    match a {
+        AuthError::Token(t) => (StatusCode::UNAUTHORIZED, t.slug(), "Unauthorized"),
+        AuthError::LoginFailed(_) => (StatusCode::UNAUTHORIZED, "login-failed", "Login failed"),
+        AuthError::Locked { .. } => (
+            StatusCode::LOCKED,
+            "pin-locked",
+            "Locked after too many wrong PINs",
+        ),
+        AuthError::Refresh(r) => match r {
+            RefreshError::Unknown => (
+                StatusCode::UNAUTHORIZED,
+                "refresh-invalid",
+                "Invalid refresh token",
+            ),
+            RefreshError::Expired => (
+                StatusCode::UNAUTHORIZED,
+                "refresh-expired",
+                "Refresh token expired",
+            ),
+            RefreshError::Revoked(_) => (StatusCode::UNAUTHORIZED, "session-revoked", "Session revoked"),
+            RefreshError::Reused { .. } => {
+                (StatusCode::UNAUTHORIZED, "refresh-reused", "Refresh token reused")
+            }
+            RefreshError::Sqlite(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        },
+        AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+        AuthError::Override(_) => (
+            StatusCode::FORBIDDEN,
+            "override-refused",
+            "Manager override refused",
+        ),
+        AuthError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "Invalid input"),
     }
 }
 
@@ -168,6 +215,28 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        problem_response(status, code, title, detail)
+        let mut res = problem_response(status, code, title, detail);
+        let h = res.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 section 3: how to authenticate, and why the token was refused.
+            let v = match self {
+                ApiError::Node(NodeError::Auth(AuthError::Token(caja_shared::auth::TokenError::Missing))) => {
+                    "Bearer realm=\"caja-node\"".to_string()
+                }
+                _ => format!(
+                    "Bearer realm=\"caja-node\", error=\"invalid_token\", error_description=\"{code}\""
+                ),
+            };
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let ApiError::Node(NodeError::Auth(AuthError::Locked { until, .. })) = &self {
+            let secs = (*until - chrono::Utc::now()).num_seconds().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                h.insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 }

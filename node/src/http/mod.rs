@@ -1,35 +1,46 @@
 //! The node's REST API on the store LAN (`/v1/...`), its OpenAPI document and error
 //! mapping.
 //!
+//! - [`access`]: the route table (every route with its permission) and the one guard.
 //! - [`error`]: `ApiError` and RFC 9457 problem bodies.
 //! - [`body`]: JSON parsing and `Idempotency-Key`.
 //! - [`routes`]: handlers per resource.
+//! - [`tls`]: HTTPS on the store LAN.
 
+pub mod access;
 pub mod body;
 pub mod error;
 pub mod routes;
-
-use std::time::Duration;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::app::Node;
 use error::ApiError;
-use routes::{health, products, reports, sales, stock, sync};
+use routes::{audit, auth, health, products, reports, sales, stock, sync};
 
 /// The OpenAPI document of the node API.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Caja node API",
-        description = "Store node REST API: catalog, sales, refunds, stock, reports, sync status. Errors are application/problem+json (RFC 9457)."
+        description = "Store node REST API: staff login, catalog, sales, refunds, stock, reports, audit, sync status. Every route but logins, health and this document needs `Authorization: Bearer <token>` (POST /v1/auth/login or /v1/auth/pin). Errors are application/problem+json (RFC 9457)."
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     paths(
+        auth::login,
+        auth::pin,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        auth::grant_override,
+        audit::list,
         products::put,
         products::import,
         products::list,
@@ -49,7 +60,25 @@ use routes::{health, products, reports, sales, stock, sync};
 )]
 pub struct ApiDoc;
 
-async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+/// Declares the bearer-token security scheme in the OpenAPI document.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub(crate) async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
 
@@ -61,36 +90,20 @@ async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::MethodNotAllowed(format!("{} {}", req.method(), req.uri().path()))
 }
 
-/// Builds the router with its limits: body size (`max_body_bytes`, CSV imports 8x),
-/// 30 s request timeout, request tracing.
+/// Builds the router: the route table of [`access`] (each route behind its access check,
+/// login and per-client rate limits), body size (`max_body_bytes`, CSV imports 8x), the
+/// request timeout, request tracing, and problem+json for unknown routes and methods.
 pub fn router(node: Node) -> Router {
     let limit = node.config().max_body_bytes;
-    Router::new()
-        .route("/v1/products", get(products::list))
-        .route(
-            "/v1/products:import",
-            post(products::import).layer(DefaultBodyLimit::max(limit * 8)),
-        )
-        .route("/v1/products/by-barcode/{code}", get(products::by_barcode))
-        .route("/v1/products/{sku}", put(products::put).get(products::get))
-        .route("/v1/sales", post(sales::create))
-        .route("/v1/sales/{id}", get(sales::get))
-        .route("/v1/refunds", post(sales::refund))
-        .route("/v1/stock/movements", post(stock::create))
-        .route("/v1/stock/{sku}", get(stock::get))
-        .route("/v1/reports/daily", get(reports::daily))
-        .route("/v1/sync/status", get(sync::status))
-        .route("/v1/sync/link", put(sync::set_link))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/openapi.json", get(openapi))
+    let timeout = node.config().limits.request_timeout;
+    access::router(node.clone())
         // After every route: it applies to the routes added so far. axum still sets `Allow`.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            timeout,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(node)

@@ -5,17 +5,18 @@
 //! sales and a stock count never overwrite each other. It may go negative (an oversell),
 //! which is a reconciliation case, not an error.
 
-use caja_shared::facts::{FACT_SCHEMA_VERSION, Fact, FactBody, MovementReason, StockMovement};
-use caja_shared::ids::FactId;
+use caja_shared::facts::{Fact, FactBody, MovementReason, StockMovement};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::decimal::{self, check_quantity};
 use crate::error::NodeError;
 use crate::identity::Identity;
+use crate::store::facts::Author;
 use crate::store::{Ctx, facts as ledger, projection};
 
 /// `POST /v1/stock/movements` body.
@@ -60,6 +61,7 @@ pub struct StockLevel {
 pub fn record_movement(
     ctx: &mut Ctx<'_>,
     ident: &Identity,
+    by: &Principal,
     req: &MovementRequest,
 ) -> Result<Fact, NodeError> {
     check_quantity(req.quantity, true).map_err(|r| NodeError::invalid("quantity", r))?;
@@ -90,24 +92,14 @@ pub fn record_movement(
         return Err(NodeError::invalid("note", "at most 500 bytes"));
     }
     let p = projection::product(ctx.conn, &req.sku)?.ok_or_else(|| NodeError::UnknownSku(req.sku.clone()))?;
-    let hlc = ctx.tick();
-    let fact = Fact {
-        v: FACT_SCHEMA_VERSION,
-        id: FactId::new(),
-        store: ident.store.clone(),
-        node: ident.node_id,
-        terminal: ident.terminal.clone(),
-        user: None,
-        hlc,
-        occurred_at,
-        business_date: occurred_at.date_naive(),
-        body: FactBody::StockMovement(StockMovement {
-            sku: p.sku,
-            quantity: req.quantity,
-            reason: req.reason,
-            note: req.note.clone(),
-        }),
-    };
+    let terminal = by.terminal.clone().unwrap_or_else(|| ident.terminal.clone());
+    let body = FactBody::StockMovement(StockMovement {
+        sku: p.sku,
+        quantity: req.quantity,
+        reason: req.reason,
+        note: req.note.clone(),
+    });
+    let fact = ledger::envelope(ctx, ident, terminal, occurred_at, &Author::of(by), body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }

@@ -1,6 +1,7 @@
 //! Drives a replay plan through the nodes' REST APIs: each store's operations go, in
-//! order, to that store's node over real HTTP, with an `Idempotency-Key` per operation so
-//! a re-run never records anything twice.
+//! order, to that store's node over real HTTP, as the store's manager (replayed prices are
+//! price overrides and the file's refunds have no receipt: both manager rights), with an
+//! `Idempotency-Key` per operation so a re-run never records anything twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -139,10 +140,6 @@ pub async fn drive(
     ops: &[Op],
     label: &str,
 ) -> anyhow::Result<DriveOutcome> {
-    crate::install_crypto();
-    let client = reqwest::Client::builder()
-        .build()
-        .context("building the HTTP client")?;
     let tax: HashMap<&str, Decimal> = plan
         .catalog
         .iter()
@@ -170,21 +167,23 @@ pub async fn drive(
     };
     let mut set = tokio::task::JoinSet::new();
     for (store, reqs) in per_store {
-        let url = chain
+        let (url, client) = chain
             .nodes
             .iter()
             .find(|n| n.store.as_str() == store)
-            .map(|n| n.url.clone())
+            .map(|n| (n.url.clone(), n.manager.clone()))
             .with_context(|| format!("no node for store {store}"))?;
         let (client, done, bar, label) = (client.clone(), done.clone(), bar.clone(), label.to_string());
         set.spawn(async move {
             let mut out = DriveOutcome::default();
             for (path, key, body) in reqs {
                 let res = client
-                    .post(format!("{url}{path}"))
-                    .header("Idempotency-Key", &key)
-                    .json(&body)
-                    .send()
+                    .send(
+                        reqwest::Method::POST,
+                        path,
+                        Some(&body),
+                        &[("Idempotency-Key", &key)],
+                    )
                     .await;
                 match res {
                     Ok(r) if r.status().is_success() => match path {

@@ -7,7 +7,8 @@
 
 pub mod view;
 
-use caja_shared::facts::{self, FACT_SCHEMA_VERSION, Fact, FactBody, Line, Refund, Sale, Tender, TenderKind};
+use caja_shared::auth::Permission;
+use caja_shared::facts::{self, Fact, FactBody, Line, Refund, Sale, Tender, TenderKind};
 use caja_shared::ids::FactId;
 use caja_shared::money::parse_minor;
 use chrono::{DateTime, Utc};
@@ -16,10 +17,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::auth::Actor;
 use crate::config::check_terminal;
 use crate::decimal::{self, check_price, check_quantity};
 use crate::error::NodeError;
 use crate::identity::Identity;
+use crate::store::facts::Author;
 use crate::store::{Ctx, facts as ledger, projection};
 
 /// Most lines in one sale or refund. Real wholesale orders are long: the online-retail
@@ -116,13 +119,21 @@ pub struct RefundRequest {
     pub terminal: Option<String>,
 }
 
-fn terminal(ident: &Identity, t: &Option<String>) -> Result<String, NodeError> {
-    match t {
-        None => Ok(ident.terminal.clone()),
-        Some(t) => {
+/// The terminal of a fact: the request's, else the one the user logged in on with their
+/// PIN, else the node's default. A PIN session records facts of its own terminal only.
+fn terminal(ident: &Identity, actor: &Actor, t: &Option<String>) -> Result<String, NodeError> {
+    let session = actor.principal.terminal.as_ref();
+    match (t, session) {
+        (Some(t), Some(s)) if t != s => Err(NodeError::invalid(
+            "terminal",
+            format!("this session is logged in on terminal {s}, not {t}"),
+        )),
+        (Some(t), _) => {
             check_terminal(t).map_err(|r| NodeError::invalid("terminal", r))?;
             Ok(t.clone())
         }
+        (None, Some(s)) => Ok(s.clone()),
+        (None, None) => Ok(ident.terminal.clone()),
     }
 }
 
@@ -168,28 +179,6 @@ pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError
     Ok(at)
 }
 
-fn envelope(
-    ctx: &mut Ctx<'_>,
-    ident: &Identity,
-    terminal: String,
-    occurred_at: DateTime<Utc>,
-    body: FactBody,
-) -> Fact {
-    let hlc = ctx.tick();
-    Fact {
-        v: FACT_SCHEMA_VERSION,
-        id: FactId::new(),
-        store: ident.store.clone(),
-        node: ident.node_id,
-        terminal,
-        user: None,
-        hlc,
-        occurred_at,
-        business_date: occurred_at.date_naive(),
-        body,
-    }
-}
-
 fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String, NodeError> {
     let seq = ledger::next_seq(ctx, &format!("receipt/{terminal}"))?;
     Ok(format!("{}-{terminal}-{seq}", ident.store))
@@ -200,13 +189,18 @@ fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String,
 /// # Errors
 /// [`NodeError::Invalid`] for bad lines or tenders, [`NodeError::UnknownSku`],
 /// [`NodeError::Fact`] when tenders do not cover the total, [`NodeError::Store`].
-pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Result<Fact, NodeError> {
+pub fn checkout(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    actor: &Actor,
+    req: &SaleRequest,
+) -> Result<Fact, NodeError> {
     check_lines(&req.lines)?;
     let at = occurred_at(req.occurred_at)?;
     if req.tenders.is_empty() {
         return Err(NodeError::invalid("tenders", "at least one tender is required"));
     }
-    let terminal = terminal(ident, &req.terminal)?;
+    let terminal = terminal(ident, actor, &req.terminal)?;
     let c = ident.currency;
     let mut lines = Vec::with_capacity(req.lines.len());
     for l in &req.lines {
@@ -243,6 +237,14 @@ pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Resul
     }
     let (net, tax, total, change) =
         facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
+    let mut author = Author::of(&actor.principal);
+    if lines.iter().any(|l| l.price_overridden) {
+        author.authorized_by = actor.authorize(
+            ctx,
+            Permission::PriceOverride,
+            "selling at a price other than the catalog's",
+        )?;
+    }
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Sale(Sale {
         receipt_no: receipt,
@@ -254,7 +256,7 @@ pub fn checkout(ctx: &mut Ctx<'_>, ident: &Identity, req: &SaleRequest) -> Resul
         total_minor: total,
         change_minor: change,
     });
-    let fact = envelope(ctx, ident, terminal, at, body);
+    let fact = ledger::envelope(ctx, ident, terminal, at, &author, body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }
@@ -295,10 +297,15 @@ fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Re
 /// # Errors
 /// [`NodeError::NotFound`] for an unknown original sale, [`NodeError::Conflict`] when
 /// refunding more than was sold, [`NodeError::UnknownSku`], [`NodeError::Invalid`].
-pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Result<Fact, NodeError> {
+pub fn refund(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    actor: &Actor,
+    req: &RefundRequest,
+) -> Result<Fact, NodeError> {
     check_lines(&req.lines)?;
     let at = occurred_at(req.occurred_at)?;
-    let terminal = terminal(ident, &req.terminal)?;
+    let terminal = terminal(ident, actor, &req.terminal)?;
     let c = ident.currency;
     let original = match &req.original_sale {
         Some(id) => match fact_by_id(ctx.conn, id)? {
@@ -377,6 +384,22 @@ pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Resul
         amount_minor: total,
     }];
     facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
+    let mut author = Author::of(&actor.principal);
+    if original.is_none() {
+        author.authorized_by =
+            actor.authorize(ctx, Permission::RefundNoReceipt, "a refund without receipt")?;
+        if lines.iter().any(|l| l.price_overridden)
+            && !actor.principal.permissions.contains(&Permission::PriceOverride)
+        {
+            return Err(crate::auth::AuthError::forbidden(
+                &actor.principal,
+                Permission::PriceOverride,
+                "a refund at a price other than the catalog's",
+                "",
+            )
+            .into());
+        }
+    }
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Refund(Refund {
         receipt_no: receipt,
@@ -388,7 +411,7 @@ pub fn refund(ctx: &mut Ctx<'_>, ident: &Identity, req: &RefundRequest) -> Resul
         restock: req.restock.unwrap_or(true),
         reason: req.reason.clone(),
     });
-    let fact = envelope(ctx, ident, terminal, at, body);
+    let fact = ledger::envelope(ctx, ident, terminal, at, &author, body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }

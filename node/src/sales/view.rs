@@ -1,7 +1,7 @@
 //! The JSON shape of sales and refunds in responses: amounts as decimal strings in major
 //! units with the currency's decimals.
 
-use caja_shared::facts::{Fact, FactBody, Line, Tender, TenderKind};
+use caja_shared::facts::{Authorization, Fact, FactBody, Line, Tender, TenderKind};
 use caja_shared::money::{Currency, format_minor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,6 +17,15 @@ pub struct FactView {
     pub receipt_no: String,
     /// Store code.
     pub store: String,
+    /// The user who recorded it (id).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Their username.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The manager override that authorised it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized_by: Option<AuthorizedBy>,
     /// Terminal id.
     pub terminal: String,
     /// When it happened (RFC 3339, UTC).
@@ -65,6 +74,27 @@ pub struct LineView {
     pub total: String,
 }
 
+/// Who authorised a sale or refund with their PIN (a manager override).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizedBy {
+    /// The authorising user's id.
+    pub user_id: String,
+    /// Their username.
+    pub username: String,
+    /// The permission they lent.
+    pub permission: String,
+}
+
+impl From<&Authorization> for AuthorizedBy {
+    fn from(a: &Authorization) -> Self {
+        AuthorizedBy {
+            user_id: a.user.clone(),
+            username: a.user_name.clone(),
+            permission: a.permission.clone(),
+        }
+    }
+}
+
 /// One tender.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TenderView {
@@ -110,6 +140,9 @@ pub fn view(f: &Fact) -> Option<FactView> {
         id: f.id.to_string(),
         kind: kind.into(),
         receipt_no: receipt.into(),
+        user_id: f.user.clone(),
+        username: f.user_name.clone(),
+        authorized_by: f.authorized_by.as_ref().map(AuthorizedBy::from),
         store: f.store.to_string(),
         terminal: f.terminal.clone(),
         occurred_at: f.occurred_at.to_rfc3339(),
@@ -148,6 +181,6 @@ pub fn view(f: &Fact) -> Option<FactView> {
                 ..base("refund", &r.receipt_no, c)
             })
         }
-        FactBody::StockMovement(_) => None,
+        FactBody::StockMovement(_) | FactBody::Security(_) => None,
     }
 }

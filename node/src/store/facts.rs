@@ -2,10 +2,64 @@
 //! change, project it, all inside the caller's writer job (one SQLite transaction).
 
 use caja_shared::docs::{self, DocId};
-use caja_shared::facts::Fact;
+use caja_shared::facts::{Authorization, FACT_SCHEMA_VERSION, Fact, FactBody};
+use caja_shared::ids::FactId;
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Ctx, StoreError, projection};
+use crate::identity::Identity;
+
+/// Who records a fact: the user of the request (none for events before anyone logged
+/// in, such as a failed login of an unknown username) and, for an override, who
+/// authorised it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Author {
+    /// User id.
+    pub user_id: Option<String>,
+    /// Username.
+    pub user_name: Option<String>,
+    /// The manager override that authorised the fact.
+    pub authorized_by: Option<Authorization>,
+}
+
+impl Author {
+    /// The author of facts made by an authenticated user.
+    pub fn of(p: &crate::auth::Principal) -> Author {
+        Author {
+            user_id: Some(p.user_id.clone()),
+            user_name: Some(p.username.clone()),
+            authorized_by: None,
+        }
+    }
+}
+
+/// A new fact of this node: a fresh UUIDv7, the next HLC tick, `occurred_at`'s UTC date as
+/// the business day, and its author.
+pub fn envelope(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    terminal: String,
+    occurred_at: DateTime<Utc>,
+    author: &Author,
+    body: FactBody,
+) -> Fact {
+    let hlc = ctx.tick();
+    Fact {
+        v: FACT_SCHEMA_VERSION,
+        id: FactId::new(),
+        store: ident.store.clone(),
+        node: ident.node_id,
+        terminal,
+        user: author.user_id.clone(),
+        user_name: author.user_name.clone(),
+        authorized_by: author.authorized_by.clone(),
+        hlc,
+        occurred_at,
+        business_date: occurred_at.date_naive(),
+        body,
+    }
+}
 
 /// Records a fact this node created: ledger document `ledger/<store>/<business date>`,
 /// its stored change, and its projection rows (pending until the server acknowledges).

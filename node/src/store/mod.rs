@@ -113,6 +113,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Deletes a document from storage and memory (in this job's transaction).
+    ///
+    /// # Errors
+    /// [`StoreError::Doc`].
+    pub fn drop_doc(&mut self, id: &DocId) -> Result<(), StoreError> {
+        docstore::delete(self.conn, id)?;
+        self.docs.forget(id);
+        self.changed.retain(|d| d != id);
+        Ok(())
+    }
+
     /// Tick the clock for a new local event at the current system time.
     pub fn tick(&mut self) -> HlcTimestamp {
         let now = std::time::SystemTime::now()

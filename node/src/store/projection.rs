@@ -54,6 +54,7 @@ pub fn project_fact(
             r.lines.iter().map(|l| l.tax_minor).sum(),
         ),
         FactBody::StockMovement(_) => ("stock_movement", None, None, 0, 0),
+        FactBody::Security(_) => ("security", None, None, 0, 0),
     };
     let inserted = conn
         .prepare_cached(
@@ -80,6 +81,7 @@ pub fn project_fact(
     if inserted == 0 {
         return Ok(());
     }
+    crate::auth::audit::record_fact(conn, fact)?;
     let mut tender =
         conn.prepare_cached("INSERT INTO fact_tenders (fact_id, name, amount_minor) VALUES (?1, ?2, ?3)")?;
     let mut stock =
@@ -109,6 +111,7 @@ pub fn project_fact(
         FactBody::StockMovement(m) => {
             stock.execute(params![id, m.sku, qty_milli(m.quantity)])?;
         }
+        FactBody::Security(_) => {}
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 
 use automerge::ChangeHash;
 use automerge::sync::{self, Message, SyncDoc};
+use caja_shared::docs::store as store_doc;
 use caja_shared::docs::{self, DocId};
 use caja_shared::docstore;
 use caja_shared::ids::StoreCode;
-use caja_shared::sync::DocHost;
+use caja_shared::sync::{DocHost, SyncError};
 
+use crate::auth::staff;
 use crate::store::{Ctx, projection};
 
 /// The peer name under which sync states with the server are saved.
@@ -55,7 +57,18 @@ impl DocHost for NodeHost<'_, '_> {
         Ok(())
     }
 
-    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), String> {
+    fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), SyncError> {
+        self.receive_inner(doc, state, message).map_err(SyncError::Host)
+    }
+}
+
+impl NodeHost<'_, '_> {
+    fn receive_inner(
+        &mut self,
+        doc: &DocId,
+        state: &mut sync::State,
+        message: Message,
+    ) -> Result<(), String> {
         let am = self.ctx.doc(doc).map_err(|e| e.to_string())?;
         let before = am.get_heads();
         am.receive_sync_message(state, message)
@@ -64,6 +77,25 @@ impl DocHost for NodeHost<'_, '_> {
         let (skus, facts) = match doc {
             DocId::Catalog => (docs::changed_skus(am, &before, &after), Vec::new()),
             DocId::Ledger { .. } => (Vec::new(), docs::new_facts(am, &before, &after)),
+            DocId::Store { .. } => (Vec::new(), Vec::new()),
+        };
+        // The staff document: read users and roles now, project them below.
+        let staff_doc = match doc {
+            DocId::Store { .. } if before != after => {
+                let users: Vec<store_doc::StaffUser> = store_doc::users(am)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter_map(|u| match u {
+                        Ok(u) => Some(u),
+                        Err(e) => {
+                            tracing::warn!(%doc, error = %e, "staff entry does not follow the schema; skipped");
+                            None
+                        }
+                    })
+                    .collect();
+                Some((users, store_doc::roles(am).map_err(|e| e.to_string())?))
+            }
+            _ => None,
         };
         // Read products now, while we hold the document.
         let mut products = Vec::new();
@@ -82,6 +114,10 @@ impl DocHost for NodeHost<'_, '_> {
         self.ctx.persist(doc, &before).map_err(|e| e.to_string())?;
         for p in &products {
             projection::upsert_product(self.ctx.conn, p).map_err(|e| e.to_string())?;
+        }
+        if let Some((users, roles)) = &staff_doc {
+            let changes = staff::project(self.ctx.conn, users, roles).map_err(|e| e.to_string())?;
+            tracing::info!(%doc, staff = users.len(), changes, "staff updated from head office");
         }
         for f in facts {
             match f {

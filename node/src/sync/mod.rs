@@ -5,6 +5,12 @@
 //!
 //! Every session step runs as one writer job, so received changes are stored and projected
 //! atomically, and local sales are never blocked for longer than one step.
+//!
+//! The node proves who it is with the client certificate from its enrollment (mutual
+//! TLS; the file is read again at every connect, so a renewed certificate is used from
+//! the next connection on). When a third of the certificate's validity is left, a live
+//! session asks for a new one (`Renew` with a CSR for a fresh key) and stores it: no
+//! downtime, the old certificate stays valid until it expires.
 
 pub mod host;
 
@@ -107,24 +113,29 @@ enum LinkError {
     #[error(transparent)]
     Sync(#[from] SyncError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error("server closed the stream")]
     Closed,
     #[error("link disabled")]
     Disabled,
+    #[error("{0}")]
+    Identity(String),
+}
+
+impl From<StoreError> for LinkError {
+    fn from(e: StoreError) -> Self {
+        LinkError::Store(Box::new(e))
+    }
 }
 
 /// Runs the sync client until `shutdown`: connect, sync, and on any failure wait (backoff
 /// 200 ms doubling to 10 s, with jitter) and reconnect.
 pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
-    let config = match client::client_config(&target.ca_fingerprint) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "sync disabled: bad CA fingerprint");
-            node.link().update(|s| s.last_error = Some(e.to_string()));
-            return;
-        }
-    };
+    if let Err(e) = client::parse_fingerprint(&target.ca_fingerprint) {
+        warn!(error = %e, "sync disabled: bad CA fingerprint");
+        node.link().update(|s| s.last_error = Some(e.to_string()));
+        return;
+    }
     // One client endpoint per address family, opened when first needed.
     let mut endpoints: [Option<quinn::Endpoint>; 2] = [None, None];
     let link = node.link().clone();
@@ -141,10 +152,22 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
             }
         }
         let started = std::time::Instant::now();
-        let res = match endpoint_for(&target.server, &mut endpoints, &config).await {
-            Ok((endpoint, addr)) => {
-                session(&node, &endpoint, addr, &target, &shutdown, enabled.clone()).await
-            }
+        let res = match connect_config(&node, &target) {
+            Ok(config) => match endpoint_for(&target.server, &mut endpoints).await {
+                Ok((endpoint, addr)) => {
+                    session(
+                        &node,
+                        &endpoint,
+                        config,
+                        addr,
+                        &target,
+                        &shutdown,
+                        enabled.clone(),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         link.update(|s| s.connected = false);
@@ -175,12 +198,20 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
     }
 }
 
+/// The QUIC client configuration of this attempt: the pinned CA and the node's current
+/// client certificate (read from the data directory every time).
+fn connect_config(node: &Node, target: &SyncTarget) -> Result<quinn::ClientConfig, LinkError> {
+    let identity = crate::enroll::client_identity(&node.config().data_dir)
+        .map_err(|e| LinkError::Identity(e.to_string()))?;
+    client::client_config(&target.ca_fingerprint, Some(&identity))
+        .map_err(|e| LinkError::Identity(e.to_string()))
+}
+
 /// Resolves `host:port` (every attempt, so a changed DNS entry is followed) and returns the
 /// client endpoint of that address family, opening it on first use.
 async fn endpoint_for(
     server: &str,
     endpoints: &mut [Option<quinn::Endpoint>; 2],
-    config: &quinn::ClientConfig,
 ) -> Result<(quinn::Endpoint, std::net::SocketAddr), LinkError> {
     let addr = tokio::net::lookup_host(server)
         .await
@@ -194,9 +225,8 @@ async fn endpoint_for(
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let mut e = quinn::Endpoint::client(bind)
+        let e = quinn::Endpoint::client(bind)
             .map_err(|e| LinkError::Connect(format!("cannot open a UDP socket: {e}")))?;
-        e.set_default_client_config(config.clone());
         endpoints[slot] = Some(e);
     }
     let endpoint = endpoints[slot]
@@ -235,22 +265,44 @@ async fn step<R: Send + 'static>(
     Ok((session, res?))
 }
 
+/// Whether the client certificate is due for renewal; if so, a fresh key and the `Renew`
+/// frame asking for its certificate.
+async fn renewal(node: &Node) -> Result<Option<(caja_shared::auth::secrets::Secret, Frame)>, LinkError> {
+    let enrolled = node.db().read(crate::enroll::read).await?;
+    let Some(e) = enrolled else { return Ok(None) };
+    if !crate::enroll::renewal_due(
+        e.cert_issued_at,
+        e.cert_not_after,
+        caja_shared::auth::tokens::now_secs(),
+    ) {
+        return Ok(None);
+    }
+    let k =
+        client::node_csr().map_err(|e| LinkError::Identity(format!("generating a key for renewal: {e}")))?;
+    info!(
+        not_after = e.cert_not_after,
+        "client certificate due for renewal; asking the server"
+    );
+    Ok(Some((k.key_pem, Frame::Renew { csr: k.csr_der })))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn session(
     node: &Node,
     endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
     addr: std::net::SocketAddr,
     target: &SyncTarget,
     shutdown: &CancellationToken,
     mut enabled: watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let conn = endpoint
-        .connect(addr, client::SERVER_NAME)
+        .connect_with(config, addr, client::SERVER_NAME)
         .map_err(|e| LinkError::Connect(e.to_string()))?
         .await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut changes = node.db().subscribe();
     let ident = node.identity().clone();
-    let token = target.token.clone();
     let (mut session, hello) = {
         let (node_id, store) = (ident.node_id, ident.store.clone());
         let store2 = store.clone();
@@ -258,11 +310,13 @@ async fn session(
             .write(
                 move |ctx| -> Result<Result<(Session, Frame), SyncError>, StoreError> {
                     let mut host = NodeHost { ctx, store: store2 };
-                    Ok(Session::client(&mut host, node_id, store, token))
+                    Ok(Session::client(&mut host, node_id, store))
                 },
             )
             .await??
     };
+    // The key of a renewal asked for in this session, until its certificate arrives.
+    let mut renewing: Option<caja_shared::auth::secrets::Secret> = None;
     wire::write_frame(&mut send, &hello).await?;
     info!(server = %target.server, "sync session started");
     // `read_frame` is not cancel-safe, so a reader task owns the stream and hands whole
@@ -295,6 +349,18 @@ async fn session(
             }
             frame = frames.recv() => {
                 let Some(frame) = frame.transpose()?.flatten() else { break Err(LinkError::Closed) };
+                if let Frame::Renewed { certificate, not_after } = frame {
+                    match renewing.take() {
+                        Some(key) => {
+                            crate::enroll::save_renewal(node.db(), &node.config().data_dir, &certificate, &key, not_after)
+                                .await
+                                .map_err(|e| LinkError::Identity(format!("storing the renewed certificate: {e}")))?;
+                            info!(not_after, "client certificate renewed; the next connection uses it");
+                        }
+                        None => warn!("the server sent a certificate this session did not ask for; ignored"),
+                    }
+                    continue;
+                }
                 let welcome = matches!(frame, Frame::Welcome { .. });
                 let refused = matches!(frame, Frame::Error { .. });
                 if !refused {
@@ -303,6 +369,12 @@ async fn session(
                 let (s, out) = step(node, session, move |s, h| s.handle(frame, h)).await?;
                 session = s;
                 for f in out { wire::write_frame(&mut send, &f).await?; }
+                if welcome && renewing.is_none()
+                    && let Some((key, frame)) = renewal(node).await?
+                {
+                    wire::write_frame(&mut send, &frame).await?;
+                    renewing = Some(key);
+                }
             }
             changed = changes.recv() => {
                 let docs: Vec<DocId> = match changed {

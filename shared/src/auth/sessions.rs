@@ -64,6 +64,8 @@ pub struct Session {
     pub method: String,
     /// The terminal of a PIN login.
     pub terminal: Option<String>,
+    /// When the session started (the login), seconds since the epoch (UTC).
+    pub created_at: i64,
     /// When the session ends for good, seconds since the epoch (UTC).
     pub expires_at: i64,
 }
@@ -106,7 +108,7 @@ pub enum RefreshError {
     )]
     Reused {
         /// The session revoked because of it.
-        session: Session,
+        session: Box<Session>,
     },
     /// Storage failed.
     #[error("sqlite: {0}")]
@@ -165,6 +167,7 @@ pub fn start(
             username: username.into(),
             method: method.into(),
             terminal: terminal.map(str::to_string),
+            created_at: now,
             expires_at: now + ttl_secs,
         },
         token,
@@ -174,12 +177,13 @@ pub fn start(
 
 fn session(conn: &Connection, family: &str) -> rusqlite::Result<Option<(Session, Option<String>)>> {
     conn.prepare_cached(
-        "SELECT family, user_id, username, method, terminal, expires_at, revoked_at, revoked_reason
+        "SELECT family, user_id, username, method, terminal, expires_at, revoked_at, revoked_reason, created_at
          FROM auth_sessions WHERE family = ?1",
     )?
     .query_row(params![family], |r| {
         let revoked: Option<i64> = r.get(6)?;
         let reason: Option<String> = r.get(7)?;
+        let created_at: i64 = r.get(8)?;
         Ok((
             Session {
                 family: r.get(0)?,
@@ -187,6 +191,7 @@ fn session(conn: &Connection, family: &str) -> rusqlite::Result<Option<(Session,
                 username: r.get(2)?,
                 method: r.get(3)?,
                 terminal: r.get(4)?,
+                created_at,
                 expires_at: r.get(5)?,
             },
             revoked.map(|_| reason.unwrap_or_else(|| "revoked".into())),
@@ -223,7 +228,9 @@ pub fn rotate(conn: &Connection, token: &str, now: i64, ttl_secs: i64) -> Result
     }
     if used.is_some() {
         revoke(conn, &family, "refresh token reused", now)?;
-        return Err(RefreshError::Reused { session });
+        return Err(RefreshError::Reused {
+            session: Box::new(session),
+        });
     }
     if expires <= now || session.expires_at <= now {
         return Err(RefreshError::Expired);

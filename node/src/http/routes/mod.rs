@@ -1,5 +1,7 @@
 //! Route handlers, one module per resource.
 
+pub mod audit;
+pub mod auth;
 pub mod health;
 pub mod products;
 pub mod reports;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use caja_shared::ids::FactId;
 
 use crate::app::Node;
+use crate::auth::{Actor, Principal};
 use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
@@ -63,14 +64,16 @@ async fn idempotent_write(
     responses((status = 201, body = FactView), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(node): State<Node>,
+    p: Principal,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = bytes?;
     let req: SaleRequest = body::json(&headers, &bytes)?;
     let ident = node.identity().clone();
+    let actor = Actor::from_request(p, &headers)?;
     idempotent_write(&node, &headers, bytes, "POST /v1/sales", move |ctx| {
-        let fact = sales::checkout(ctx, &ident, &req)?;
+        let fact = sales::checkout(ctx, &ident, &actor, &req)?;
         view(&fact).ok_or_else(|| NodeError::invalid("sale", "not a sale"))
     })
     .await
@@ -96,14 +99,16 @@ pub async fn get(State(node): State<Node>, Path(id): Path<String>) -> Result<axu
     responses((status = 201, body = FactView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn refund(
     State(node): State<Node>,
+    p: Principal,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = bytes?;
     let req: RefundRequest = body::json(&headers, &bytes)?;
     let ident = node.identity().clone();
+    let actor = Actor::from_request(p, &headers)?;
     idempotent_write(&node, &headers, bytes, "POST /v1/refunds", move |ctx| {
-        let fact = sales::refund(ctx, &ident, &req)?;
+        let fact = sales::refund(ctx, &ident, &actor, &req)?;
         view(&fact).ok_or_else(|| NodeError::invalid("refund", "not a refund"))
     })
     .await

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::Node;
+use crate::auth::Principal;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
 use crate::inventory::{self, MovementRequest, StockLevel};
@@ -34,6 +35,7 @@ pub async fn get(State(node): State<Node>, Path(sku): Path<String>) -> Result<Js
     responses((status = 201, body = MovementCreated), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(node): State<Node>,
+    p: Principal,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<MovementCreated>), ApiError> {
@@ -42,7 +44,7 @@ pub async fn create(
     let created = node
         .db()
         .write(move |ctx| -> Result<MovementCreated, ApiError> {
-            let fact = inventory::record_movement(ctx, &ident, &req)?;
+            let fact = inventory::record_movement(ctx, &ident, &p, &req)?;
             let stock = inventory::on_hand(ctx.conn, &req.sku)?;
             Ok(MovementCreated {
                 id: fact.id.to_string(),

@@ -18,8 +18,11 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::chain::Chain;
+
+mod staff;
 use crate::replay::drive::{DriveOutcome, drive};
 use crate::replay::plan::{self, Format, Op, OpLine, OpTender, ReplayPlan};
+pub use staff::print_try_it;
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -349,6 +352,9 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
                     p.sku, p.unit_price, changed.unit_price
                 );
                 chain.server.put_products(vec![changed]).await?;
+            }
+            if let Some(p) = plan.catalog.iter().find(|p| p.unit_price > Decimal::ZERO) {
+                staff::offline_override(node, p, plan.currency).await?;
             }
             let pending = node
                 .node

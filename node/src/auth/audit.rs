@@ -1,0 +1,156 @@
+//! The node's audit log: security-relevant events in one table for `GET /v1/audit`.
+//!
+//! Entries come from two places, both inside the writer's transaction: every security
+//! fact (logins, failed PINs, lockouts, logouts, revoked sessions, overrides granted) and
+//! every fact authorised by an override, when it is projected (local or replicated, so a
+//! store's other nodes see them too); and changes of staff or roles found when the
+//! `store/<store>` document is projected. Nothing secret is ever written here.
+
+use caja_shared::facts::{Fact, FactBody, SecurityEvent};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// Appends one entry. An entry for a fact already logged is ignored.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert(
+    conn: &Connection,
+    at: DateTime<Utc>,
+    kind: &str,
+    user_id: Option<&str>,
+    username: Option<&str>,
+    terminal: Option<&str>,
+    fact_id: Option<&str>,
+    detail: &Value,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO audit_log (at, kind, user_id, username, terminal, fact_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        kind,
+        user_id,
+        username,
+        terminal,
+        fact_id,
+        detail.to_string()
+    ])?;
+    Ok(())
+}
+
+/// The audit entry a fact makes, if it makes one: `(kind, detail)`.
+fn entry_of(fact: &Fact) -> Option<(String, Value)> {
+    if let FactBody::Security(e) = &fact.body {
+        let v = serde_json::to_value(e).unwrap_or(Value::Null);
+        let kind = v["event"].as_str().unwrap_or("security").to_string();
+        let mut detail = v;
+        if let Some(o) = detail.as_object_mut() {
+            o.remove("event");
+        }
+        return Some((kind, detail));
+    }
+    let a = fact.authorized_by.as_ref()?;
+    let (what, receipt) = match &fact.body {
+        FactBody::Sale(s) => ("sale", Some(s.receipt_no.as_str())),
+        FactBody::Refund(r) => ("refund", Some(r.receipt_no.as_str())),
+        _ => ("fact", None),
+    };
+    Some((
+        "override_used".into(),
+        json!({"fact": what, "receipt_no": receipt, "permission": a.permission,
+               "authorized_by": a.user, "authorized_by_name": a.user_name, "override_id": a.override_id}),
+    ))
+}
+
+/// Logs a fact if it is security-relevant (called by the projection of every fact).
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub(crate) fn record_fact(conn: &Connection, fact: &Fact) -> Result<(), StoreError> {
+    let Some((kind, detail)) = entry_of(fact) else {
+        return Ok(());
+    };
+    let username = fact.user_name.clone().or_else(|| match &fact.body {
+        FactBody::Security(
+            SecurityEvent::LoginFailed { username, .. } | SecurityEvent::Locked { username, .. },
+        ) => Some(username.clone()),
+        _ => None,
+    });
+    insert(
+        conn,
+        fact.occurred_at,
+        &kind,
+        fact.user.as_deref(),
+        username.as_deref(),
+        Some(&fact.terminal),
+        Some(&fact.id.to_string()),
+        &detail,
+    )
+}
+
+/// One entry of `GET /v1/audit`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Position in the log (increasing).
+    pub seq: i64,
+    /// When it happened (RFC 3339, UTC).
+    pub at: String,
+    /// What: `login_succeeded`, `login_failed`, `locked`, `logout`, `session_revoked`,
+    /// `override_granted`, `override_used`, `user_added`, `user_removed`, `roles_changed`,
+    /// `user_disabled`, `user_enabled`, `sessions_revoked`, `password_changed`,
+    /// `pin_changed`, `username_changed`, `role_defined`, `role_removed`.
+    pub kind: String,
+    /// The user concerned (id), if known.
+    pub user_id: Option<String>,
+    /// Their username, if known.
+    pub username: Option<String>,
+    /// The terminal, for events at a till.
+    pub terminal: Option<String>,
+    /// The fact that records it, for events that are facts.
+    pub fact_id: Option<String>,
+    /// Event details (never a secret).
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// Entries with `seq` after `after`, oldest first, at most `limit`, optionally of one
+/// kind and after a time.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub fn list(
+    conn: &Connection,
+    after: i64,
+    since: Option<DateTime<Utc>>,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let since = since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, kind, user_id, username, terminal, fact_id, detail FROM audit_log
+         WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR kind = ?3)
+         ORDER BY seq LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![after, since, kind, limit as i64], |r| {
+        let detail: String = r.get(7)?;
+        Ok(AuditEntry {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            user_id: r.get(3)?,
+            username: r.get(4)?,
+            terminal: r.get(5)?,
+            fact_id: r.get(6)?,
+            detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}

@@ -1,0 +1,569 @@
+//! Logins at the node, offline: username + password, or username + PIN at a terminal;
+//! refresh-token rotation; logout. Every login, failure, lock and logout is a security
+//! fact in the store's ledger (who, when, which terminal; never the secret).
+//!
+//! PIN lockout: after `pin_attempts` (default 5) consecutive wrong PINs for one user on
+//! one terminal, that user is locked on that terminal for `lockout` (default 30 s), doubled
+//! for every further lock in a row up to `lockout_max` (default 1 h). Other users and other
+//! terminals are unaffected; a correct PIN clears the count. The count is kept per terminal
+//! so a colleague fat-fingering at another till cannot lock someone out everywhere, and
+//! the rate limit on `/v1/auth/pin` bounds guessing across terminals.
+//!
+//! The argon2id check runs on a blocking thread before the writer job; the job then
+//! re-checks the lock, so concurrent guesses cannot slip past it.
+
+use caja_shared::auth::AccessClaims;
+use caja_shared::auth::secrets::{self, Secret};
+use caja_shared::auth::sessions::{self, Issued, RefreshError};
+use caja_shared::auth::tokens::{NODE_AUDIENCE, now_secs};
+use caja_shared::docs::store::StaffUser;
+use caja_shared::facts::{FactBody, LoginMethod, SecurityEvent};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Auth, AuthError, Principal, staff};
+use crate::app::Node;
+use crate::config::check_terminal;
+use crate::http::error::ApiError;
+use crate::identity::Identity;
+use crate::store::facts::{self as ledger, Author};
+use crate::store::{Ctx, StoreError};
+
+/// `POST /v1/auth/login` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username.
+    pub username: String,
+    /// Password.
+    #[schema(value_type = String)]
+    pub password: Secret,
+    /// The terminal logging in, if any (recorded in the session and the facts).
+    #[serde(default)]
+    pub terminal: Option<String>,
+}
+
+/// `POST /v1/auth/pin` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// The terminal (till) id, 1-16 letters or digits.
+    pub terminal: String,
+    /// Username (usually picked from the staff list on the till).
+    pub username: String,
+    /// The 4-8 digit PIN.
+    #[schema(value_type = String)]
+    pub pin: Secret,
+}
+
+/// `POST /v1/auth/refresh` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh (single use).
+    #[schema(value_type = String)]
+    pub refresh_token: Secret,
+}
+
+/// A login's or refresh's answer.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access token (a JWT signed with EdDSA): send it as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The refresh token (single use: each refresh returns the next one).
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+    /// Who is logged in and what they may do.
+    pub user: Principal,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("user", &self.user.username)
+            .finish()
+    }
+}
+
+/// The username as recorded in a failure fact: trimmed and at most 64 characters.
+fn recorded_name(name: &str) -> String {
+    name.trim().chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// Records a security fact of this node now.
+///
+/// # Errors
+/// [`StoreError`].
+pub(crate) fn record(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    terminal: &str,
+    author: &Author,
+    event: SecurityEvent,
+) -> Result<(), StoreError> {
+    let fact = ledger::envelope(
+        ctx,
+        ident,
+        terminal.to_string(),
+        Utc::now(),
+        author,
+        FactBody::Security(event),
+    );
+    ledger::record(ctx, &fact)?;
+    Ok(())
+}
+
+fn author_of(u: &StaffUser) -> Author {
+    Author {
+        user_id: Some(u.id.clone()),
+        user_name: Some(u.username.clone()),
+        authorized_by: None,
+    }
+}
+
+/// Signs an access token for `user` in `session` (permissions from `conn`'s role table).
+fn issue(
+    conn: &rusqlite::Connection,
+    auth: &Auth,
+    ident: &Identity,
+    user: &StaffUser,
+    issued: &Issued,
+    now: i64,
+) -> Result<TokenResponse, StoreError> {
+    let ttl = auth.settings().access_token_ttl.as_secs() as i64;
+    let exp = (now + ttl).min(issued.session.expires_at.max(now + 1));
+    let claims = AccessClaims {
+        iss: format!("node:{}", ident.node_id),
+        aud: NODE_AUDIENCE.into(),
+        sub: user.id.clone(),
+        name: user.username.clone(),
+        store: ident.store.to_string(),
+        roles: user.roles.clone(),
+        jti: uuid::Uuid::now_v7().to_string(),
+        fam: issued.session.family.clone(),
+        term: issued.session.terminal.clone(),
+        iat: now,
+        nbf: now,
+        exp,
+    };
+    let access_token = auth
+        .keys()
+        .issue(&claims)
+        .map_err(|e| StoreError::Task(format!("signing a token: {e}")))?;
+    let table = staff::role_table(conn)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: exp - now,
+        refresh_token: issued.token.clone(),
+        refresh_expires_in: issued.expires_at - now,
+        user: Principal {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            permissions: super::permissions_of(&table, &user.roles),
+            roles: user.roles.clone(),
+            terminal: claims.term,
+            session: claims.fam,
+            jti: claims.jti,
+            expires_at: exp,
+        },
+    })
+}
+
+/// A lockout row: `(failures, lockouts, locked_until)`.
+pub(crate) fn lockout(
+    conn: &rusqlite::Connection,
+    user: &str,
+    terminal: &str,
+) -> Result<(u32, u32, i64), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT failures, lockouts, locked_until FROM pin_lockouts WHERE user_id = ?1 AND terminal = ?2",
+        )?
+        .query_row(params![user, terminal], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .unwrap_or((0, 0, 0)))
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+/// Checks a secret against a stored hash on a blocking thread; `None` spends the same
+/// time against a dummy hash (no user enumeration by timing).
+pub(crate) async fn check_secret(secret: Secret, hash: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => secrets::verify(secret.expose(), &h).unwrap_or(false),
+        None => {
+            secrets::verify_dummy(secret.expose());
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::from(StoreError::Task(e.to_string())))
+}
+
+/// What a login (or override) attempt found before the writer job.
+pub(crate) struct Attempt {
+    /// The user of the username given, if any.
+    pub user: Option<StaffUser>,
+    /// Password or PIN.
+    pub method: LoginMethod,
+    /// The terminal.
+    pub terminal: String,
+    /// The username given.
+    pub username: String,
+    /// Whether the secret matched (checked off the writer thread).
+    pub secret_ok: bool,
+    /// Prefix of failure reasons (`"override: "` for overrides).
+    pub context: &'static str,
+}
+
+/// The writer-job half of checking credentials: re-checks the user and the lock, records
+/// every failure (and a lock) as a security fact, counts PIN failures. Returns the user
+/// or the refusal; the outer result is storage only, so refusals commit their facts.
+pub(crate) fn verify_attempt(
+    ctx: &mut Ctx<'_>,
+    node_auth: &Auth,
+    ident: &Identity,
+    a: Attempt,
+) -> Result<Result<StaffUser, AuthError>, StoreError> {
+    let now = now_secs();
+    let failed = |ctx: &mut Ctx<'_>, author: &Author, reason: &str| {
+        record(
+            ctx,
+            ident,
+            &a.terminal,
+            author,
+            SecurityEvent::LoginFailed {
+                method: a.method,
+                username: recorded_name(&a.username),
+                reason: format!("{}{reason}", a.context),
+            },
+        )
+    };
+    let what = match a.method {
+        LoginMethod::Password => "password",
+        LoginMethod::Pin => "PIN",
+    };
+    let Some(user) = a.user else {
+        failed(ctx, &Author::default(), "unknown user")?;
+        return Ok(Err(AuthError::LoginFailed(what)));
+    };
+    let author = author_of(&user);
+    let has_secret = match a.method {
+        LoginMethod::Password => user.password_hash.is_some(),
+        LoginMethod::Pin => user.pin_hash.is_some(),
+    };
+    if user.disabled {
+        failed(ctx, &author, "disabled")?;
+        return Ok(Err(AuthError::LoginFailed(what)));
+    }
+    if !has_secret {
+        failed(
+            ctx,
+            &author,
+            if a.method == LoginMethod::Pin {
+                "no PIN set"
+            } else {
+                "no password set"
+            },
+        )?;
+        return Ok(Err(AuthError::LoginFailed(what)));
+    }
+    if a.method == LoginMethod::Pin {
+        let settings = node_auth.settings();
+        let (failures, lockouts, until) = lockout(ctx.conn, &user.id, &a.terminal)?;
+        if until > now {
+            failed(ctx, &author, "locked")?;
+            return Ok(Err(AuthError::Locked {
+                username: user.username.clone(),
+                terminal: a.terminal.clone(),
+                until: at(until),
+            }));
+        }
+        if !a.secret_ok {
+            let failures = failures + 1;
+            failed(ctx, &author, "wrong PIN")?;
+            if failures >= settings.pin_attempts {
+                let lockouts = lockouts + 1;
+                let base = settings.lockout.as_secs().max(1);
+                let secs = base
+                    .saturating_mul(1u64 << (lockouts - 1).min(20))
+                    .min(settings.lockout_max.as_secs().max(base)) as i64;
+                let until = now + secs;
+                ctx.conn.execute(
+                    "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
+                     ON CONFLICT (user_id, terminal) DO UPDATE SET failures = 0, lockouts = ?3, locked_until = ?4",
+                    params![user.id, a.terminal, lockouts, until],
+                )?;
+                record(
+                    ctx,
+                    ident,
+                    &a.terminal,
+                    &author,
+                    SecurityEvent::Locked {
+                        username: user.username.clone(),
+                        failures,
+                        until: at(until),
+                    },
+                )?;
+                tracing::warn!(user = %user.username, terminal = %a.terminal, lock_secs = secs, "PIN lockout");
+                return Ok(Err(AuthError::Locked {
+                    username: user.username.clone(),
+                    terminal: a.terminal.clone(),
+                    until: at(until),
+                }));
+            }
+            ctx.conn.execute(
+                "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, ?3, ?4, 0)
+                 ON CONFLICT (user_id, terminal) DO UPDATE SET failures = ?3",
+                params![user.id, a.terminal, failures, lockouts],
+            )?;
+            return Ok(Err(AuthError::LoginFailed(what)));
+        }
+        ctx.conn.execute(
+            "DELETE FROM pin_lockouts WHERE user_id = ?1 AND terminal = ?2",
+            params![user.id, a.terminal],
+        )?;
+    } else if !a.secret_ok {
+        failed(ctx, &author, "wrong password")?;
+        return Ok(Err(AuthError::LoginFailed(what)));
+    }
+    Ok(Ok(user))
+}
+
+/// The writer-job half of a login: [`verify_attempt`], then the session and its first
+/// tokens, and the `login_succeeded` fact.
+fn finish_login(
+    ctx: &mut Ctx<'_>,
+    node_auth: &Auth,
+    ident: &Identity,
+    a: Attempt,
+) -> Result<Result<TokenResponse, AuthError>, StoreError> {
+    let (method_kind, terminal_name) = (a.method, a.terminal.clone());
+    let user = match verify_attempt(ctx, node_auth, ident, a)? {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = now_secs();
+    let author = author_of(&user);
+    let a = (method_kind, terminal_name);
+    let method = match a.0 {
+        LoginMethod::Password => "password",
+        LoginMethod::Pin => "pin",
+    };
+    let terminal = (a.0 == LoginMethod::Pin).then_some(a.1.as_str());
+    let ttl = node_auth.settings().session_ttl.as_secs() as i64;
+    let issued = sessions::start(ctx.conn, &user.id, &user.username, method, terminal, now, ttl)?;
+    record(
+        ctx,
+        ident,
+        &a.1,
+        &author,
+        SecurityEvent::LoginSucceeded {
+            method: a.0,
+            session: issued.session.family.clone(),
+        },
+    )?;
+    Ok(Ok(issue(ctx.conn, node_auth, ident, &user, &issued, now)?))
+}
+
+async fn run_login(node: &Node, a_user: Option<StaffUser>, a: Attempt) -> Result<TokenResponse, ApiError> {
+    let (auth, ident) = (node.auth().clone(), node.identity().clone());
+    let a = Attempt { user: a_user, ..a };
+    let outcome = node
+        .db()
+        .write(move |ctx| finish_login(ctx, &auth, &ident, a))
+        .await?;
+    Ok(outcome?)
+}
+
+/// `POST /v1/auth/login`: username and password.
+///
+/// # Errors
+/// [`AuthError::LoginFailed`] (401) for a wrong or unknown username or password, a
+/// disabled user or one without a password; [`AuthError::Invalid`] for a bad terminal.
+pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, ApiError> {
+    let terminal = match &req.terminal {
+        Some(t) => {
+            check_terminal(t).map_err(|reason| AuthError::Invalid {
+                field: "terminal",
+                reason,
+            })?;
+            t.clone()
+        }
+        None => node.identity().terminal.clone(),
+    };
+    let username = req.username.trim().to_string();
+    let user = {
+        let u = username.clone();
+        node.db()
+            .read(move |c| staff::by_username(c, &u).map_err(ApiError::from))
+            .await?
+    };
+    let hash = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .and_then(|u| u.password_hash.clone());
+    let secret_ok = check_secret(req.password, hash).await?;
+    run_login(
+        node,
+        user,
+        Attempt {
+            user: None,
+            method: LoginMethod::Password,
+            terminal,
+            username,
+            secret_ok,
+            context: "",
+        },
+    )
+    .await
+}
+
+/// `POST /v1/auth/pin`: username and PIN at a terminal, with lockout.
+///
+/// # Errors
+/// [`AuthError::Invalid`] for a bad terminal or a PIN that is not 4-8 digits;
+/// [`AuthError::LoginFailed`] (401); [`AuthError::Locked`] (423) while locked, including
+/// for the attempt that causes the lock.
+pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError> {
+    check_terminal(&req.terminal).map_err(|reason| AuthError::Invalid {
+        field: "terminal",
+        reason,
+    })?;
+    secrets::check_pin(req.pin.expose()).map_err(|e| AuthError::Invalid {
+        field: "pin",
+        reason: e.to_string(),
+    })?;
+    let username = req.username.trim().to_string();
+    let (user, locked) = {
+        let (u, t) = (username.clone(), req.terminal.clone());
+        node.db()
+            .read(move |c| -> Result<_, ApiError> {
+                let user = staff::by_username(c, &u)?;
+                let locked = match &user {
+                    Some(user) => lockout(c, &user.id, &t)?.2 > now_secs(),
+                    None => false,
+                };
+                Ok((user, locked))
+            })
+            .await?
+    };
+    // A locked user's PIN is not even checked: the job records the attempt and refuses.
+    let hash = user
+        .as_ref()
+        .filter(|u| !u.disabled && !locked)
+        .and_then(|u| u.pin_hash.clone());
+    let secret_ok = check_secret(req.pin, hash).await?;
+    run_login(
+        node,
+        user,
+        Attempt {
+            user: None,
+            method: LoginMethod::Pin,
+            terminal: req.terminal,
+            username,
+            secret_ok,
+            context: "",
+        },
+    )
+    .await
+}
+
+/// `POST /v1/auth/refresh`: rotates the refresh token and issues a new access token with
+/// the user's current roles. A refresh token used twice revokes its whole session (and
+/// that is recorded as a security fact).
+///
+/// # Errors
+/// [`AuthError::Refresh`] (401): unknown, expired, revoked or reused;
+/// [`AuthError::Token`] `user-disabled` / `token-revoked` when the user may no longer
+/// work here or head office signed them out after the session started.
+pub async fn refresh(node: &Node, req: RefreshRequest) -> Result<TokenResponse, ApiError> {
+    let (auth, ident) = (node.auth().clone(), node.identity().clone());
+    let outcome = node
+        .db()
+        .write(move |ctx| -> Result<Result<TokenResponse, AuthError>, StoreError> {
+            let now = now_secs();
+            let ttl = auth.settings().session_ttl.as_secs() as i64;
+            let issued = match sessions::rotate(ctx.conn, req.refresh_token.expose(), now, ttl) {
+                Ok(i) => i,
+                Err(RefreshError::Reused { session }) => {
+                    let author = Author {
+                        user_id: Some(session.user_id.clone()),
+                        user_name: Some(session.username.clone()),
+                        authorized_by: None,
+                    };
+                    let terminal = session.terminal.clone().unwrap_or_else(|| ident.terminal.clone());
+                    record(
+                        ctx,
+                        &ident,
+                        &terminal,
+                        &author,
+                        SecurityEvent::SessionRevoked {
+                            session: session.family.clone(),
+                            reason: "refresh token reused".into(),
+                        },
+                    )?;
+                    tracing::warn!(user = %session.username, session = %session.family, "refresh token reused: session revoked");
+                    return Ok(Err(RefreshError::Reused { session }.into()));
+                }
+                Err(RefreshError::Sqlite(e)) => return Err(StoreError::Task(e)),
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let user = match staff::by_id(ctx.conn, &issued.session.user_id)? {
+                Some(u) if !u.disabled => u,
+                _ => {
+                    sessions::revoke(ctx.conn, &issued.session.family, "user disabled", now)?;
+                    return Ok(Err(caja_shared::auth::TokenError::UserDisabled(issued.session.username.clone()).into()));
+                }
+            };
+            if issued.session.created_at < user.sessions_valid_after {
+                sessions::revoke(ctx.conn, &issued.session.family, "signed out by head office", now)?;
+                return Ok(Err(caja_shared::auth::TokenError::Revoked(
+                    "head office signed this user out everywhere".into(),
+                )
+                .into()));
+            }
+            Ok(Ok(issue(ctx.conn, &auth, &ident, &user, &issued, now)?))
+        })
+        .await?;
+    Ok(outcome?)
+}
+
+/// `POST /v1/auth/logout`: revokes the caller's session and access token.
+///
+/// # Errors
+/// Storage failures.
+pub async fn logout(node: &Node, p: Principal) -> Result<(), ApiError> {
+    let ident = node.identity().clone();
+    node.db()
+        .write(move |ctx| -> Result<(), StoreError> {
+            let now = now_secs();
+            sessions::revoke(ctx.conn, &p.session, "logout", now)?;
+            sessions::revoke_token(ctx.conn, &p.jti, p.expires_at)?;
+            let terminal = p.terminal.clone().unwrap_or_else(|| ident.terminal.clone());
+            record(
+                ctx,
+                &ident,
+                &terminal,
+                &Author::of(&p),
+                SecurityEvent::Logout {
+                    session: p.session.clone(),
+                },
+            )
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Staff authentication and authorisation at the node, all of it offline-capable: the
+//! staff and their argon2id hashes come from the replicated `store/<store>` document, and
+//! this node signs and checks its own access tokens.
+//!
+//! - [`schema`]: the auth tables.
+//! - [`staff`]: the staff projection and lookups.
+//! - [`login`]: password and PIN logins, PIN lockouts, refresh, logout.
+//! - [`principal`]: checking a bearer token into a [`Principal`].
+//! - [`overrides`]: manager overrides (a second user's PIN authorising one action).
+//! - [`audit`]: the audit log behind `GET /v1/audit`.
+//! - [`local`]: users of a standalone (never enrolled) node.
+
+pub mod audit;
+pub mod local;
+pub mod login;
+pub mod overrides;
+pub mod principal;
+pub(crate) mod schema;
+pub mod staff;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use caja_shared::auth::sessions::RefreshError;
+use caja_shared::auth::tokens::KeyError;
+use caja_shared::auth::{Permission, TokenError, TokenKeys};
+use chrono::{DateTime, Utc};
+
+use crate::config::AuthSettings;
+
+pub use principal::Principal;
+
+/// File name of the node's token signing key inside the data directory.
+pub const KEY_FILE: &str = "jwt.key";
+
+/// The node's token keys and auth settings. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Auth(Arc<AuthInner>);
+
+#[derive(Debug)]
+struct AuthInner {
+    keys: TokenKeys,
+    settings: AuthSettings,
+}
+
+impl Auth {
+    /// Loads (or creates, on first start) the Ed25519 signing key in `data_dir`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when the key file cannot be read, written or parsed.
+    pub fn open(data_dir: &std::path::Path, settings: AuthSettings) -> Result<Auth, KeyError> {
+        let keys = TokenKeys::load_or_create(&data_dir.join(KEY_FILE))?;
+        Ok(Auth(Arc::new(AuthInner { keys, settings })))
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.0.keys
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.0.settings
+    }
+}
+
+/// Why an authentication or authorisation step failed. The HTTP layer gives each variant
+/// its own status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The bearer token was refused (401).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Wrong username or secret, or a user who may not log in here (401). The message
+    /// does not say which, so usernames cannot be probed.
+    #[error("wrong username or {0}")]
+    LoginFailed(&'static str),
+    /// Too many wrong PINs: locked on this terminal until then (423).
+    #[error("too many wrong PINs: {username} is locked on terminal {terminal} until {until}")]
+    Locked {
+        /// The user.
+        username: String,
+        /// The terminal.
+        terminal: String,
+        /// When the lock ends (UTC).
+        until: DateTime<Utc>,
+    },
+    /// A refresh token was refused (401).
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// The user lacks the permission (403).
+    #[error("{action} needs permission {permission}, which {username} does not have{hint}")]
+    Forbidden {
+        /// The user.
+        username: String,
+        /// The permission needed.
+        permission: Permission,
+        /// What was attempted, e.g. `POST /v1/refunds` or `a refund without receipt`.
+        action: String,
+        /// How to get it done anyway (e.g. ask for a manager override), or empty.
+        hint: &'static str,
+    },
+    /// A manager override that cannot be used (403).
+    #[error("manager override refused: {0}")]
+    Override(String),
+    /// A request field is invalid (422).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl AuthError {
+    /// The hint for data-dependent permissions that a manager can lend.
+    pub const OVERRIDE_HINT: &'static str = "; a user who has it can authorise this one action with their PIN (POST /v1/auth/override, then send the Caja-Override header)";
+
+    /// A refusal for a missing permission.
+    pub fn forbidden(
+        p: &Principal,
+        permission: Permission,
+        action: impl Into<String>,
+        hint: &'static str,
+    ) -> Self {
+        AuthError::Forbidden {
+            username: p.username.clone(),
+            permission,
+            action: action.into(),
+            hint,
+        }
+    }
+}
+
+/// Checks that `p` has `permission`.
+///
+/// # Errors
+/// [`AuthError::Forbidden`].
+pub fn require(p: &Principal, permission: Permission, action: &str) -> Result<(), AuthError> {
+    if p.permissions.contains(&permission) {
+        Ok(())
+    } else {
+        Err(AuthError::forbidden(p, permission, action, ""))
+    }
+}
+
+/// The permissions of `roles` here (built-in and this store's custom roles).
+pub(crate) fn permissions_of(table: &caja_shared::auth::RoleTable, roles: &[String]) -> BTreeSet<Permission> {
+    table.permissions(roles)
+}
+
+/// The user acting in a write request, with the manager override token the request
+/// carries (`Caja-Override` header), if any.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The authenticated user.
+    pub principal: Principal,
+    /// An override token to consume if the action needs a permission the user lacks.
+    pub override_token: Option<caja_shared::auth::secrets::Secret>,
+}
+
+impl Actor {
+    /// The actor of a request: its principal and its `Caja-Override` header.
+    ///
+    /// # Errors
+    /// [`AuthError::Invalid`] for a header that is not visible ASCII.
+    pub fn from_request(principal: Principal, headers: &axum::http::HeaderMap) -> Result<Actor, AuthError> {
+        let override_token = match headers.get(overrides::HEADER) {
+            None => None,
+            Some(v) => Some(caja_shared::auth::secrets::Secret::new(
+                v.to_str()
+                    .map_err(|_| AuthError::Invalid {
+                        field: "Caja-Override",
+                        reason: "must be the override token, visible ASCII".into(),
+                    })?
+                    .trim(),
+            )),
+        };
+        Ok(Actor {
+            principal,
+            override_token,
+        })
+    }
+
+    /// Authorises a data-dependent `permission` (see [`overrides::authorize`]).
+    ///
+    /// # Errors
+    /// [`AuthError::Forbidden`] / [`AuthError::Override`].
+    pub fn authorize(
+        &self,
+        ctx: &crate::store::Ctx<'_>,
+        permission: Permission,
+        action: &str,
+    ) -> Result<Option<caja_shared::facts::Authorization>, AuthError> {
+        overrides::authorize(
+            ctx,
+            &self.principal,
+            permission,
+            action,
+            self.override_token.as_ref(),
+        )
+    }
+}

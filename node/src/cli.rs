@@ -1,0 +1,431 @@
+//! The `caja-node` command line: every option with its environment variable
+//! (`CAJA_NODE_*`) and default, all listed in `--help`, and how `serve`'s options become a
+//! [`NodeConfig`]. `main.rs` only dispatches.
+//!
+//! Secrets (enrollment codes, passwords, PINs) are never flags: they come from an
+//! environment variable or are typed at a hidden prompt, so they stay out of shell history
+//! and `ps`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use caja_shared::auth::secrets::Secret;
+use caja_shared::ids::StoreCode;
+use caja_shared::money::Currency;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{AuthSettings, LanTls, Limits, NodeConfig, SyncTarget};
+use crate::replay::plan::Format;
+
+/// Caja store node: sells offline, stores every fact durably, syncs with the chain.
+#[derive(Parser)]
+#[command(name = "caja-node", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the REST API (and sync with head office, when enrolled).
+    Serve(Box<ServeArgs>),
+    /// Enroll this node with head office's sync server, using a one-time code.
+    Enroll(EnrollArgs),
+    /// Manage the users of a standalone (never enrolled) node; enrolled nodes get their
+    /// staff from head office.
+    User {
+        /// The user command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the SHA-256 fingerprint of the node's LAN HTTPS certificate (what tills pin).
+    LanFingerprint(LanArgs),
+    /// Start a sync server and store nodes in-process, trade, take a store offline,
+    /// reconnect and print the converged chain report.
+    Demo(DemoArgs),
+    /// Replay a real retail file through an in-process chain (no outage) and print the
+    /// chain report.
+    Replay(ReplayArgs),
+    /// Print the default settings.
+    PrintDefaultConfig,
+}
+
+/// The data directory option.
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Directory of the node's SQLite file, keys and certificates.
+    #[arg(long, env = "CAJA_NODE_DATA_DIR", default_value = "./caja-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `caja-node serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory.
+    #[command(flatten)]
+    pub data: DataDir,
+    /// REST listen address (port 0 picks a free port). A non-loopback address needs --tls
+    /// or --allow-plain-http.
+    #[arg(long, env = "CAJA_NODE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Store code (lowercase letters, digits, '-'); default: the enrolled store, else
+    /// `main`.
+    #[arg(long, env = "CAJA_NODE_STORE")]
+    pub store: Option<StoreCode>,
+    /// Default terminal id for receipt numbers.
+    #[arg(long, env = "CAJA_NODE_TERMINAL", default_value = "T1")]
+    pub terminal: String,
+    /// ISO 4217 currency of the store.
+    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
+    pub currency: Currency,
+    /// Sync server QUIC address (host:port); default: the one enrolled with. Without an
+    /// enrollment the node runs standalone.
+    #[arg(long, env = "CAJA_NODE_SERVER")]
+    pub server: Option<String>,
+    /// SHA-256 fingerprint of the sync server's CA; default: the one pinned at enrollment.
+    #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
+    pub ca_fingerprint: Option<String>,
+    /// Work standalone even if enrolled (no sync).
+    #[arg(long, env = "CAJA_NODE_OFFLINE")]
+    pub offline: bool,
+    /// Largest request body in bytes (CSV imports may be 8x this).
+    #[arg(long, env = "CAJA_NODE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Lifetime of access tokens, seconds.
+    #[arg(long, env = "CAJA_NODE_ACCESS_TOKEN_SECS", default_value_t = 900)]
+    pub access_token_secs: u64,
+    /// Lifetime of login sessions (refresh tokens), seconds.
+    #[arg(long, env = "CAJA_NODE_SESSION_SECS", default_value_t = 12 * 3600)]
+    pub session_secs: u64,
+    /// Wrong PINs in a row (one user, one terminal) before a lock.
+    #[arg(long, env = "CAJA_NODE_PIN_ATTEMPTS", default_value_t = 5)]
+    pub pin_attempts: u32,
+    /// First lock length, seconds; doubles for each further lock in a row.
+    #[arg(long, env = "CAJA_NODE_LOCKOUT_SECS", default_value_t = 30)]
+    pub lockout_secs: u64,
+    /// Longest lock, seconds.
+    #[arg(long, env = "CAJA_NODE_LOCKOUT_MAX_SECS", default_value_t = 3600)]
+    pub lockout_max_secs: u64,
+    /// Lifetime of a manager override, seconds.
+    #[arg(long, env = "CAJA_NODE_OVERRIDE_SECS", default_value_t = 120)]
+    pub override_secs: u64,
+    /// Login, PIN, refresh and override attempts per client IP per minute.
+    #[arg(long, env = "CAJA_NODE_LOGINS_PER_MINUTE", default_value_t = 20)]
+    pub logins_per_minute: u32,
+    /// Requests per client IP per second on all routes (bursts of twice this).
+    #[arg(long, env = "CAJA_NODE_REQUESTS_PER_SECOND", default_value_t = 100)]
+    pub requests_per_second: u32,
+    /// Longest a request may take, seconds.
+    #[arg(long, env = "CAJA_NODE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Serve HTTPS (certificate: --tls-cert/--tls-key, else the one issued at enrollment,
+    /// else a self-signed one; `caja-node lan-fingerprint` prints what tills pin).
+    #[arg(long, env = "CAJA_NODE_TLS")]
+    pub tls: bool,
+    /// PEM certificate chain to serve.
+    #[arg(long, env = "CAJA_NODE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CAJA_NODE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS name or IP for a generated certificate (repeatable).
+    #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
+    pub lan_names: Vec<String>,
+    /// Allow plain HTTP on a non-loopback address (PINs and tokens in clear: not
+    /// recommended).
+    #[arg(long, env = "CAJA_NODE_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
+}
+
+/// Options of `caja-node enroll`.
+#[derive(Args)]
+pub struct EnrollArgs {
+    /// Data directory (a fresh one, or a standalone node's: its local users are dropped).
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The sync server's QUIC address, host:port.
+    #[arg(long, env = "CAJA_NODE_SERVER")]
+    pub server: String,
+    /// The SHA-256 fingerprint of the server's CA (from head office: `caja-sync
+    /// ca-fingerprint`).
+    #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
+    pub ca_fingerprint: String,
+    /// The one-time enrollment code. Prefer the environment variable or the prompt.
+    #[arg(long, env = "CAJA_NODE_ENROLLMENT_CODE", hide_env_values = true)]
+    pub code: Option<String>,
+    /// DNS names or IPs for a LAN HTTPS certificate signed by the chain CA (repeatable).
+    #[arg(long = "lan-name", value_delimiter = ',')]
+    pub lan_names: Vec<String>,
+    /// ISO 4217 currency of the store.
+    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
+    pub currency: Currency,
+}
+
+/// User subcommands.
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user to a standalone node (the node must be stopped). The password comes
+    /// from CAJA_NODE_PASSWORD or a hidden prompt, the PIN from CAJA_NODE_PIN or a prompt.
+    Add(UserAddArgs),
+}
+
+/// Options of `caja-node user add`.
+#[derive(Args)]
+pub struct UserAddArgs {
+    /// Username: a-z, 0-9, '.', '_', '-'.
+    pub username: String,
+    /// Role: cashier, manager or admin (repeatable).
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Give the user a PIN (from CAJA_NODE_PIN or a prompt).
+    #[arg(long)]
+    pub pin: bool,
+    /// Give the user no password (PIN only; needs --pin).
+    #[arg(long, requires = "pin")]
+    pub no_password: bool,
+    /// The store code of a fresh data directory.
+    #[arg(long, env = "CAJA_NODE_STORE", default_value = "main")]
+    pub store: StoreCode,
+    /// ISO 4217 currency of a fresh data directory.
+    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
+    pub currency: Currency,
+    /// Data directory.
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+/// Options of `caja-node lan-fingerprint`.
+#[derive(Args)]
+pub struct LanArgs {
+    /// Data directory.
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The listen address `serve` uses (its IP goes into a generated certificate).
+    #[arg(long, env = "CAJA_NODE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Extra DNS names or IPs, as given to `serve`.
+    #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
+    pub lan_names: Vec<String>,
+}
+
+/// Options of `caja-node replay`.
+#[derive(Args, Clone)]
+pub struct ReplayArgs {
+    /// The file to replay (gzip or plain CSV).
+    #[arg(long)]
+    pub orders: PathBuf,
+    /// Its layout: online-retail or supermarket.
+    #[arg(long)]
+    pub format: Format,
+    /// Keep only the first N business days of the file.
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Keep the chain's files here (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the chain report as JSON to this file.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+}
+
+/// Options of `caja-node demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Replay this file instead of synthetic trading.
+    #[arg(long, requires = "format")]
+    pub orders: Option<PathBuf>,
+    /// Layout of --orders: online-retail or supermarket.
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// Keep only the first N business days of the file.
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Keep the chain's files here (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the chain report as JSON to this file.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Exit after the report instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+impl ServeArgs {
+    /// The node configuration, with the sync target and store from the data directory's
+    /// enrollment unless given.
+    ///
+    /// # Errors
+    /// A server or fingerprint given without an enrollment, a store that contradicts it,
+    /// or settings [`NodeConfig::validate`] refuses.
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let enrolled = crate::enroll::read_dir(&self.data.data_dir)
+            .with_context(|| format!("reading the enrollment of {}", self.data.data_dir.display()))?;
+        let store = match (&self.store, &enrolled) {
+            (Some(s), Some(e)) if *s != e.store => bail!(
+                "{} is enrolled for store {}, not {s}",
+                self.data.data_dir.display(),
+                e.store
+            ),
+            (Some(s), _) => s.clone(),
+            (None, Some(e)) => e.store.clone(),
+            // Invariant: "main" is a valid store code.
+            #[allow(clippy::expect_used)]
+            (None, None) => "main".parse().expect("a valid store code"),
+        };
+        let sync = match (&enrolled, self.offline) {
+            (_, true) => None,
+            (Some(e), false) => Some(SyncTarget {
+                server: self.server.clone().unwrap_or_else(|| e.server.clone()),
+                ca_fingerprint: self
+                    .ca_fingerprint
+                    .clone()
+                    .unwrap_or_else(|| e.ca_fingerprint.clone()),
+            }),
+            (None, false) if self.server.is_some() || self.ca_fingerprint.is_some() => bail!(
+                "{} is not enrolled: run `caja-node enroll --server HOST:PORT --ca-fingerprint SHA256` with a code from head office first",
+                self.data.data_dir.display()
+            ),
+            (None, false) => None,
+        };
+        let config = NodeConfig {
+            data_dir: self.data.data_dir,
+            listen: self.listen,
+            store,
+            terminal: self.terminal,
+            currency: self.currency,
+            sync,
+            max_body_bytes: self.max_body_bytes,
+            auth: AuthSettings {
+                access_token_ttl: Duration::from_secs(self.access_token_secs),
+                session_ttl: Duration::from_secs(self.session_secs),
+                pin_attempts: self.pin_attempts,
+                lockout: Duration::from_secs(self.lockout_secs),
+                lockout_max: Duration::from_secs(self.lockout_max_secs),
+                override_ttl: Duration::from_secs(self.override_secs),
+            },
+            limits: Limits {
+                logins_per_minute: self.logins_per_minute,
+                requests_per_second: self.requests_per_second,
+                request_timeout: Duration::from_secs(self.request_timeout_secs),
+            },
+            lan_tls: LanTls {
+                enabled: self.tls,
+                cert: self.tls_cert,
+                key: self.tls_key,
+                names: self.lan_names,
+                allow_plain_http: self.allow_plain_http,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A secret from the environment variable `env`, else typed at a hidden prompt (stdin
+/// must be a terminal), else read as one line from stdin (for scripts).
+///
+/// # Errors
+/// When nothing usable can be read.
+pub fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
+    if let Ok(v) = std::env::var(env)
+        && !v.is_empty()
+    {
+        return Ok(Secret::new(v));
+    }
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{prompt} (or set {env}): ")).context("reading the secret")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the secret from stdin")?;
+        line
+    };
+    let text = text.trim_end_matches(['\r', '\n']).to_string();
+    if text.is_empty() {
+        bail!("no secret given: set {env} or type it at the prompt");
+    }
+    Ok(Secret::new(text))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_parses() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "caja-node",
+            "serve",
+            "--tls",
+            "--lan-name",
+            "till-1.local,10.0.0.5",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else { panic!() };
+        assert!(s.tls);
+        assert_eq!(s.lan_names, vec!["till-1.local", "10.0.0.5"]);
+        assert!(Cli::try_parse_from(["caja-node", "serve", "--tls-cert", "a.pem"]).is_err());
+        assert!(
+            Cli::try_parse_from(["caja-node", "user", "add", "ana"]).is_err(),
+            "a role is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "caja-node",
+                "user",
+                "add",
+                "ana",
+                "--role",
+                "cashier",
+                "--no-password"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "caja-node",
+            "enroll",
+            "--server",
+            "hq:7443",
+            "--ca-fingerprint",
+            "ab",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Enroll(_)));
+    }
+
+    #[test]
+    fn serve_refuses_plain_http_on_the_lan_and_a_server_without_enrollment() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["caja-node", "serve", "--data-dir", d];
+            args.extend_from_slice(extra);
+            let Command::Serve(s) = Cli::try_parse_from(args).unwrap().command else {
+                panic!()
+            };
+            s.into_config()
+        };
+        let err = parse(&["--listen", "0.0.0.0:8080"]).unwrap_err().to_string();
+        assert!(err.contains("plain HTTP"), "{err}");
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--tls"]).is_ok());
+        assert!(parse(&["--listen", "0.0.0.0:8080", "--allow-plain-http"]).is_ok());
+        let err = parse(&["--server", "hq:7443"]).unwrap_err().to_string();
+        assert!(err.contains("not enrolled"), "{err}");
+        let c = parse(&[]).unwrap();
+        assert!(c.sync.is_none());
+        assert_eq!(c.store.as_str(), "main");
+    }
+}
