@@ -180,7 +180,13 @@ fn issue(
     })
 }
 
-/// A lockout row: `(failures, lockouts, locked_until)`.
+/// Milliseconds since the Unix epoch now (locks are kept to the millisecond: a 1 s lock
+/// must not end after 10 ms because of rounding).
+pub(crate) fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A lockout row: `(failures, lockouts, locked_until in ms since the epoch)`.
 pub(crate) fn lockout(
     conn: &rusqlite::Connection,
     user: &str,
@@ -195,8 +201,8 @@ pub(crate) fn lockout(
         .unwrap_or((0, 0, 0)))
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// Checks a secret against a stored hash on a blocking thread; `None` spends the same
@@ -238,7 +244,6 @@ pub(crate) fn verify_attempt(
     ident: &Identity,
     a: Attempt,
 ) -> Result<Result<StaffUser, AuthError>, StoreError> {
-    let now = now_secs();
     let failed = |ctx: &mut Ctx<'_>, author: &Author, reason: &str| {
         record(
             ctx,
@@ -283,8 +288,9 @@ pub(crate) fn verify_attempt(
     }
     if a.method == LoginMethod::Pin {
         let settings = node_auth.settings();
+        let now_ms = now_ms();
         let (failures, lockouts, until) = lockout(ctx.conn, &user.id, &a.terminal)?;
-        if until > now {
+        if until > now_ms {
             failed(ctx, &author, "locked")?;
             return Ok(Err(AuthError::Locked {
                 username: user.username.clone(),
@@ -297,11 +303,11 @@ pub(crate) fn verify_attempt(
             failed(ctx, &author, "wrong PIN")?;
             if failures >= settings.pin_attempts {
                 let lockouts = lockouts + 1;
-                let base = settings.lockout.as_secs().max(1);
-                let secs = base
+                let base = settings.lockout.as_millis().max(1) as u64;
+                let ms = base
                     .saturating_mul(1u64 << (lockouts - 1).min(20))
-                    .min(settings.lockout_max.as_secs().max(base)) as i64;
-                let until = now + secs;
+                    .min((settings.lockout_max.as_millis() as u64).max(base)) as i64;
+                let until = now_ms + ms;
                 ctx.conn.execute(
                     "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
                      ON CONFLICT (user_id, terminal) DO UPDATE SET failures = 0, lockouts = ?3, locked_until = ?4",
@@ -318,7 +324,7 @@ pub(crate) fn verify_attempt(
                         until: at(until),
                     },
                 )?;
-                tracing::warn!(user = %user.username, terminal = %a.terminal, lock_secs = secs, "PIN lockout");
+                tracing::warn!(user = %user.username, terminal = %a.terminal, lock_ms = ms, "PIN lockout");
                 return Ok(Err(AuthError::Locked {
                     username: user.username.clone(),
                     terminal: a.terminal.clone(),
@@ -454,7 +460,7 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
             .read(move |c| -> Result<_, ApiError> {
                 let user = staff::by_username(c, &u)?;
                 let locked = match &user {
-                    Some(user) => lockout(c, &user.id, &t)?.2 > now_secs(),
+                    Some(user) => lockout(c, &user.id, &t)?.2 > now_ms(),
                     None => false,
                 };
                 Ok((user, locked))

@@ -232,7 +232,9 @@ impl IntoResponse for ApiError {
             }
         }
         if let ApiError::Node(NodeError::Auth(AuthError::Locked { until, .. })) = &self {
-            let secs = (*until - chrono::Utc::now()).num_seconds().max(1);
+            // Whole seconds, rounded up (RFC 9110 section 10.2.3).
+            let ms = (*until - chrono::Utc::now()).num_milliseconds().max(1);
+            let secs = (ms + 999) / 1000;
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
             }

@@ -154,6 +154,11 @@ pub fn identity(data_dir: &Path, listen: SocketAddr, cfg: &LanTls) -> Result<Lan
         data_dir.join(format!("lan-self-{tag}.pem")),
         data_dir.join(format!("lan-self-{tag}.key.pem")),
     );
+    // Two starts racing (the server and a client asking for the fingerprint) must not
+    // write mismatched halves: generate under an exclusive lock, certificate last.
+    let lock_path = data_dir.join("lan-self.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
     if !cp.is_file() || !kp.is_file() {
         let key = rcgen::KeyPair::generate()?;
         let mut params = rcgen::CertificateParams::new(names.clone())?;
@@ -164,9 +169,13 @@ pub fn identity(data_dir: &Path, listen: SocketAddr, cfg: &LanTls) -> Result<Lan
         params.not_after = rcgen::date_time_ymd(2099, 12, 31);
         let cert = params.self_signed(&key)?;
         write_secret_file(&kp, key.serialize_pem().as_bytes()).map_err(io(&kp))?;
-        std::fs::write(&cp, cert.pem()).map_err(io(&cp))?;
+        let tmp = cp.with_extension("tmp");
+        std::fs::write(&tmp, cert.pem()).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &cp).map_err(io(&cp))?;
     }
-    load_pair(&cp, &kp, format!("self-signed for {}", names.join(", ")))
+    let id = load_pair(&cp, &kp, format!("self-signed for {}", names.join(", ")));
+    drop(lock);
+    id
 }
 
 /// The rustls server configuration for an identity: TLS 1.3 and 1.2, ring, HTTP/1.1.

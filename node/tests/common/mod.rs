@@ -1,9 +1,16 @@
-//! Test harness for the node's REST API: [`spawn_node`] opens a node in a temporary
-//! directory, serves it on `127.0.0.1:0` and returns a client for it.
+//! Test harness for the node's REST API: [`spawn_node`] opens a standalone node in a
+//! temporary directory with an `admin` user, serves it on `127.0.0.1:0` and returns a
+//! client logged in as that admin (every request carries its bearer token unless a test
+//! says otherwise). [`TestNode::add_user`] and [`TestNode::login`] make more staff.
+
+// Each test binary uses a different part of this harness.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use caja_node::auth::local::LocalUser;
 use caja_node::{Node, NodeConfig};
+use caja_shared::auth::secrets::Secret;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -17,10 +24,27 @@ pub const DAY: &str = "2024-03-15";
 /// A time on [`DAY`].
 pub const AT: &str = "2024-03-15T10:30:00Z";
 
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The PIN the test user of each role gets: `admin` 11111111, `manager` 22223333,
+/// `cashier` 44445555 (8 digits so they cannot appear by chance in a log line).
+pub fn pin_of(role: &str) -> &'static str {
+    match role {
+        "admin" => "11111111",
+        "manager" => "22223333",
+        _ => "44445555",
+    }
+}
+
 /// A node serving on loopback. Dropping it cancels the server.
 pub struct TestNode {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The library handle.
+    pub node: Node,
+    /// The bearer token sent with every request (`None`: unauthenticated requests).
+    pub bearer: Option<String>,
     /// Shared HTTP client.
     pub client: reqwest::Client,
     /// Cancels the server.
@@ -101,34 +125,102 @@ impl Reply {
 /// Opens a standalone node in a fresh temporary directory and serves it on
 /// `127.0.0.1:0`.
 pub async fn spawn_node() -> TestNode {
+    spawn_node_with(|_| {}).await
+}
+
+/// [`spawn_node`] with settings changed by `tune` (rate limits, lockouts, TLS).
+pub async fn spawn_node_with(tune: impl FnOnce(&mut NodeConfig)) -> TestNode {
     caja_node::install_crypto();
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         data_dir: PathBuf::from(dir.path()),
         listen: "127.0.0.1:0".parse().expect("address"),
         sync: None,
         ..NodeConfig::default()
     };
+    // Tests drive one node hard from one address; the rate-limit tests set their own.
+    config.limits.requests_per_second = 100_000;
+    config.limits.logins_per_minute = 10_000;
+    tune(&mut config);
     config.validate().expect("valid config");
     let node = Node::open(config).await.expect("open node");
+    let scheme = if node.config().lan_tls.enabled {
+        "https"
+    } else {
+        "http"
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let url = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
     let token = CancellationToken::new();
     let stop = token.clone();
-    let task = tokio::spawn(async move { node.serve(listener, stop).await });
-    TestNode {
+    let n = node.clone();
+    let task = tokio::spawn(async move { n.serve(listener, stop).await });
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    if node.config().lan_tls.enabled {
+        let fp = node.lan_identity().expect("LAN certificate").fingerprint();
+        builder = builder.use_preconfigured_tls(caja_node::http::tls::client_config(&fp).expect("pin"));
+    }
+    let mut t = TestNode {
         url,
-        client: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        node,
+        bearer: None,
+        client: builder.build().expect("client"),
         token,
         dir,
         task: Some(task),
-    }
+    };
+    t.add_user("admin", &["admin"]).await;
+    t.bearer = Some(t.login("admin").await);
+    t
 }
 
 impl TestNode {
+    /// Creates a user named `name` with `roles`, [`PASSWORD`] and the PIN of its first
+    /// role ([`pin_of`]); returns its id.
+    pub async fn add_user(&self, name: &str, roles: &[&str]) -> String {
+        self.node
+            .add_local_user(LocalUser {
+                username: name.into(),
+                display_name: None,
+                password: Some(Secret::new(PASSWORD)),
+                pin: Some(Secret::new(pin_of(roles[0]))),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+            })
+            .await
+            .expect("add user")
+            .id
+    }
+
+    /// Logs `name` in with [`PASSWORD`]; returns the access token.
+    pub async fn login(&self, name: &str) -> String {
+        let r = self
+            .send(
+                self.client
+                    .post(format!("{}/v1/auth/login", self.url))
+                    .json(&serde_json::json!({"username": name, "password": PASSWORD})),
+            )
+            .await;
+        r.ok(200)["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// Logs `name` in with a PIN at `terminal`; returns the whole answer.
+    pub async fn pin_login(&self, terminal: &str, name: &str, pin: &str) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}/v1/auth/pin", self.url))
+                .json(&serde_json::json!({"terminal": terminal, "username": name, "pin": pin})),
+        )
+        .await
+    }
+
+    /// A copy of this client that sends `bearer` (or nothing) instead.
+    pub fn as_user(&self, bearer: Option<String>) -> Client<'_> {
+        Client { node: self, bearer }
+    }
+
     /// Sends a request and reads the whole reply.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let res = req.send().await.expect("request sent");
@@ -144,9 +236,13 @@ impl TestNode {
         }
     }
 
-    /// A request to `path` (which starts with `/`).
+    /// A request to `path` (which starts with `/`), with this client's bearer token.
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.url))
+        let r = self.client.request(method, format!("{}{path}", self.url));
+        match &self.bearer {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
     }
 
     /// `GET path`.
@@ -239,5 +335,40 @@ impl TestNode {
     pub async fn on_hand(&self, sku: &str) -> String {
         let r = self.get(&format!("/v1/stock/{sku}")).await;
         r.ok(200)["on_hand"].as_str().expect("on_hand").to_string()
+    }
+}
+
+/// A view of a [`TestNode`] that sends another bearer token (or none).
+pub struct Client<'a> {
+    node: &'a TestNode,
+    bearer: Option<String>,
+}
+
+impl Client<'_> {
+    /// A request with this client's token.
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .node
+            .client
+            .request(method, format!("{}{path}", self.node.url));
+        match &self.bearer {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// Sends and reads the reply.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        self.node.send(req).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.req(Method::GET, path)).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.req(Method::POST, path).json(body)).await
     }
 }
