@@ -116,7 +116,7 @@ async fn permission_matrix_covers_every_route() {
             match (route.access, role_name) {
                 (Access::Public, _) => assert!(status != 401 && status != 403, "{what}"),
                 (_, None) => {
-                    assert_eq!(r.problem(401, "token-missing").is_empty(), false, "{what}");
+                    assert!(!r.problem(401, "token-missing").is_empty(), "{what}");
                     assert!(r.headers.get("www-authenticate").is_some(), "{what}");
                 }
                 (Access::Authenticated, Some(_)) => assert!(status != 401 && status != 403, "{what}"),
@@ -454,7 +454,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     let facts = node
         .node
         .db()
-        .read(|c| -> Result<String, caja_node::store::StoreError> {
+        .read(|c| -> Result<String, caja_node::error::NodeError> {
             let mut s = c.prepare("SELECT body FROM facts WHERE kind = 'security'")?;
             let rows: Vec<String> = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(rows.join("\n"))
