@@ -20,9 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use caja_node::auth::local::LocalUser;
+use caja_node::enroll::{self, EnrollOptions};
 use caja_node::{Node, NodeConfig, SyncTarget};
+use caja_shared::auth::secrets::Secret;
 use caja_shared::money::Currency;
-use caja_sync_server::{ServerError, SyncServer};
+use caja_sync_server::{NewUser, ServerError, SyncServer};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -153,20 +156,46 @@ impl TestServer {
         format!("http://{}", self.http)
     }
 
-    /// Registers a store and returns what its node needs to connect.
+    /// Registers a store as head office does: the store, its staff ([`Staff::of`]: an
+    /// admin, a manager and a cashier allowed only there) and a one-time enrollment code
+    /// (valid an hour). Returns what its node needs to enroll.
     ///
     /// # Errors
-    /// When the code is taken or invalid.
-    pub async fn create_store(&self, code: &str, name: &str) -> anyhow::Result<SyncTarget> {
-        let token = self
-            .server()
-            .create_store(code.parse().context("store code")?, name)
+    /// When the code is taken or invalid, or a user cannot be created.
+    pub async fn create_store(&self, code: &str, name: &str) -> anyhow::Result<Ticket> {
+        let store: caja_shared::ids::StoreCode = code.parse().context("store code")?;
+        let s = self.server();
+        s.create_store(store.clone(), name)
             .await
             .with_context(|| format!("creating store {code}"))?;
-        Ok(SyncTarget {
-            server: self.quic.to_string(),
-            ca_fingerprint: self.server().ca_fingerprint(),
-            token,
+        let staff = Staff::of(code);
+        for (user, role, password) in [
+            (&staff.admin, "admin", true),
+            (&staff.manager, "manager", true),
+            (&staff.cashier, "cashier", false),
+        ] {
+            s.create_user(NewUser {
+                username: user.clone(),
+                display_name: format!("{role} of {name}"),
+                password: password.then(|| Secret::new(PASSWORD)),
+                pin: Some(Secret::new(pin_of(role))),
+                roles: vec![role.into()],
+                stores: vec![store.clone()],
+            })
+            .await
+            .with_context(|| format!("creating {user}"))?;
+        }
+        let enrollment = s
+            .enrollment_code(&store, Duration::from_secs(3600))
+            .await
+            .with_context(|| format!("issuing an enrollment code for {code}"))?;
+        Ok(Ticket {
+            target: SyncTarget {
+                server: self.quic.to_string(),
+                ca_fingerprint: s.ca_fingerprint(),
+            },
+            code: enrollment.code,
+            staff,
         })
     }
 
@@ -220,6 +249,53 @@ impl Drop for TestServer {
     }
 }
 
+/// The password of every e2e test user with a password.
+pub const PASSWORD: &str = "e2e test password 1";
+
+/// The PIN of the e2e test user of a role (8 digits, so it cannot appear by chance in a
+/// log line): admin 10293847, manager 56473829, cashier 91827364.
+pub fn pin_of(role: &str) -> &'static str {
+    match role {
+        "admin" => "10293847",
+        "manager" => "56473829",
+        _ => "91827364",
+    }
+}
+
+/// The usernames of a store's test staff.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// `admin-<store>` (role admin; password and PIN).
+    pub admin: String,
+    /// `mgr-<store>` (role manager; password and PIN).
+    pub manager: String,
+    /// `cashier-<store>` (role cashier; PIN only).
+    pub cashier: String,
+}
+
+impl Staff {
+    /// The usernames for store `code`.
+    pub fn of(code: &str) -> Staff {
+        Staff {
+            admin: format!("admin-{code}"),
+            manager: format!("mgr-{code}"),
+            cashier: format!("cashier-{code}"),
+        }
+    }
+}
+
+/// What a node needs to join the chain: where the server is, the pinned CA, a one-time
+/// enrollment code, and who its staff are.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The server and CA fingerprint.
+    pub target: SyncTarget,
+    /// The enrollment code.
+    pub code: Secret,
+    /// The store's staff.
+    pub staff: Staff,
+}
+
 /// A node serving its REST API on an ephemeral loopback port.
 pub struct TestNode {
     /// The node (library handle).
@@ -231,25 +307,44 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// Opens a node for `store` in `dir` and serves it; with `sync` it replicates with
-    /// that server.
+    /// Opens a node for `store` in `dir` and serves it. With a `ticket` it enrolls with
+    /// the ticket's server (first start only), replicates with it, waits until its staff
+    /// have arrived and logs [`Api`] in as the store's admin; without, it runs standalone
+    /// with a local `admin-<store>` user, logged in the same way.
     ///
     /// # Errors
-    /// When the node cannot be opened or the port bound.
+    /// When the node cannot be opened, enrolled, reached or logged in.
     pub async fn start(
         dir: &Path,
         store: &str,
         currency: Currency,
-        sync: Option<SyncTarget>,
+        ticket: Option<Ticket>,
     ) -> anyhow::Result<TestNode> {
-        let config = NodeConfig {
+        if let Some(t) = &ticket
+            && enroll::read_dir(dir)?.is_none()
+        {
+            enroll::enroll(&EnrollOptions {
+                data_dir: dir.to_path_buf(),
+                server: t.target.server.clone(),
+                ca_fingerprint: t.target.ca_fingerprint.clone(),
+                code: t.code.clone(),
+                lan_names: Vec::new(),
+                currency,
+            })
+            .await
+            .with_context(|| format!("enrolling node {store}"))?;
+        }
+        let mut config = NodeConfig {
             data_dir: dir.to_path_buf(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store: store.parse().context("store code")?,
             currency,
-            sync,
+            sync: ticket.as_ref().map(|t| t.target.clone()),
             ..NodeConfig::default()
         };
+        // The tests drive a node hard from one address.
+        config.limits.requests_per_second = 100_000;
+        config.limits.logins_per_minute = 10_000;
         config.validate()?;
         let node = Node::open(config)
             .await
@@ -261,6 +356,23 @@ impl TestNode {
         let stop = CancellationToken::new();
         let (n, s) = (node.clone(), stop.clone());
         let task = tokio::spawn(async move { n.serve(listener, s).await });
+        let staff = Staff::of(store);
+        match &ticket {
+            Some(_) => caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::from_secs(60)).await?,
+            None => {
+                if caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::ZERO).await.is_err() {
+                    node.add_local_user(LocalUser {
+                        username: staff.admin.clone(),
+                        display_name: None,
+                        password: Some(Secret::new(PASSWORD)),
+                        pin: Some(Secret::new(pin_of("admin"))),
+                        roles: vec!["admin".into()],
+                    })
+                    .await?;
+                }
+            }
+        }
+        api.login_password(&staff.admin, PASSWORD).await?;
         Ok(TestNode {
             node,
             api,
@@ -389,6 +501,7 @@ pub struct ProductView {
 pub struct Api {
     client: reqwest::Client,
     base: String,
+    token: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Api {
@@ -405,7 +518,68 @@ impl Api {
         Ok(Api {
             client,
             base: base.trim_end_matches('/').to_string(),
+            token: Default::default(),
         })
+    }
+
+    /// Another client of the same node, not logged in (for a second user).
+    pub fn fresh(&self) -> Api {
+        Api {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            token: Default::default(),
+        }
+    }
+
+    /// The access token of the current login, if any.
+    pub fn token(&self) -> Option<String> {
+        self.token.lock().ok().and_then(|t| t.clone())
+    }
+
+    async fn login(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let v: Value = ok_json(res).await?;
+        let t = v["access_token"].as_str().context("no access_token")?.to_string();
+        if let Ok(mut slot) = self.token.lock() {
+            *slot = Some(t);
+        }
+        Ok(v)
+    }
+
+    /// `POST /v1/auth/login`; this client then sends the token. Returns the answer.
+    ///
+    /// # Errors
+    /// When the login is refused.
+    pub async fn login_password(&self, username: &str, password: &str) -> anyhow::Result<Value> {
+        self.login("/v1/auth/login", serde_json::json!({"username": username, "password": password}))
+            .await
+    }
+
+    /// `POST /v1/auth/pin` at `terminal`; this client then sends the token.
+    ///
+    /// # Errors
+    /// When the login is refused.
+    pub async fn login_pin(&self, terminal: &str, username: &str, pin: &str) -> anyhow::Result<Value> {
+        self.login(
+            "/v1/auth/pin",
+            serde_json::json!({"terminal": terminal, "username": username, "pin": pin}),
+        )
+        .await
+    }
+
+    /// A request with this client's token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.base));
+        match self.token() {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
     }
 
     /// The node's base URL.
@@ -475,8 +649,7 @@ impl Api {
     /// When the request fails or the answer is not 200.
     pub async fn set_link(&self, enabled: bool) -> anyhow::Result<SyncStatus> {
         let res = self
-            .client
-            .put(format!("{}/v1/sync/link", self.base))
+            .request(reqwest::Method::PUT, "/v1/sync/link")
             .json(&serde_json::json!({ "enabled": enabled }))
             .send()
             .await
@@ -493,17 +666,20 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<reqwest::Response> {
-        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        let mut req = self.request(reqwest::Method::POST, path).json(body);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
         req.send().await.with_context(|| format!("POST {path}"))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    /// `GET path` expecting success, decoded.
+    ///
+    /// # Errors
+    /// When the request fails or the answer is not 2xx.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let res = self
-            .client
-            .get(format!("{}{path}", self.base))
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .with_context(|| format!("GET {path}"))?;

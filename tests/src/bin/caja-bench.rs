@@ -19,7 +19,10 @@ use anyhow::{Context, bail};
 use caja_node::chain::Chain;
 use caja_node::demo::{self, DemoOptions};
 use caja_node::replay::plan::Format;
+use caja_node::auth::local::LocalUser;
+use caja_node::client::NodeClient;
 use caja_node::{Node, NodeConfig};
+use caja_shared::auth::secrets::Secret;
 use caja_shared::docs::Product;
 use caja_shared::money::Currency;
 use rust_decimal::Decimal;
@@ -67,11 +70,25 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn standalone_node(dir: &std::path::Path) -> anyhow::Result<(Node, String, CancellationToken)> {
-    let node = Node::open(NodeConfig {
+/// A standalone node with a cashier logged in by PIN; returns the node, its URL, the
+/// cashier's access token and the stop switch. Every sale then pays the full cost of
+/// authentication (EdDSA check, revocation and staff lookup) as a real till's would.
+async fn standalone_node(dir: &std::path::Path) -> anyhow::Result<(Node, String, String, CancellationToken)> {
+    let mut config = NodeConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         ..NodeConfig::default()
+    };
+    // The load generator is one client address.
+    config.limits.requests_per_second = 1_000_000;
+    let node = Node::open(config).await?;
+    let pin = Secret::new("48151623");
+    node.add_local_user(LocalUser {
+        username: "bench".into(),
+        display_name: None,
+        password: None,
+        pin: Some(pin.clone()),
+        roles: vec!["cashier".into()],
     })
     .await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -79,13 +96,26 @@ async fn standalone_node(dir: &std::path::Path) -> anyhow::Result<(Node, String,
     let stop = CancellationToken::new();
     let (n, s) = (node.clone(), stop.clone());
     tokio::spawn(async move { n.serve(listener, s).await });
-    Ok((node, url, stop))
+    let client = NodeClient::new(&url, None)?;
+    client.login_pin("T1", "bench", &pin).await?;
+    let token = client.access_token().context("no token")?.expose().to_string();
+    Ok((node, url, token, stop))
+}
+
+/// An HTTP client that sends `token` as its bearer token.
+fn bearer_client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
 }
 
 async fn checkout() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (node, url, stop) = standalone_node(dir.path()).await?;
-    let client = reqwest::Client::new();
+    let (node, url, token, stop) = standalone_node(dir.path()).await?;
+    let client = bearer_client(&token)?;
     let ps = products(100);
     node.db()
         .write(move |ctx| caja_node::catalog::put(ctx, &ps))
@@ -174,7 +204,8 @@ async fn catchup() -> anyhow::Result<()> {
     let n = chain.node(&store).context("node")?;
     n.node.link().set_enabled(false);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let client = reqwest::Client::new();
+    let token = n.manager.access_token().context("not logged in")?;
+    let client = bearer_client(token.expose())?;
     let sales = 10_000usize;
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
