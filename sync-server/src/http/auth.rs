@@ -4,9 +4,9 @@
 //!
 //! A request to a protected route needs `Authorization: Bearer <access token>`. In
 //! order: the token verifies ([`caja_shared::auth::TokenKeys::verify`]: algorithm EdDSA,
-//! this server's key, audience `caja-sync`, time, store `hq`), it is not revoked (logout,
-//! session revoked), its user exists, is enabled and has not been signed out everywhere
-//! since the token was issued, and the route's permission is granted by the user's CURRENT
+//! this server's key, audience `caja-sync`, time, store `hq`), its user exists and is
+//! enabled, it is not revoked (logout, session revoked), the user has not been signed out
+//! everywhere since the token was issued, and the route's permission is granted by the user's CURRENT
 //! roles that the token also carries (a role taken away works at once; a role added needs a
 //! new login). A refusal is 401 with the token error's problem type (`token-expired`, …)
 //! and `WWW-Authenticate`, or 403 `forbidden` naming the missing permission.
@@ -75,14 +75,14 @@ async fn principal(server: &SyncServer, claims: AccessClaims) -> Result<Principa
         .hub()
         .with_core(
             move |core| -> Result<Result<Principal, TokenError>, ServerError> {
-                if let Some(reason) = sessions::revoked(&core.conn, &claims.jti, &claims.fam)? {
-                    return Ok(Err(TokenError::Revoked(reason)));
-                }
                 let Some(user) = users::by_id(&core.conn, &claims.sub)? else {
                     return Ok(Err(TokenError::UserDisabled(claims.name.clone())));
                 };
                 if user.disabled {
                     return Ok(Err(TokenError::UserDisabled(user.username)));
+                }
+                if let Some(reason) = sessions::revoked(&core.conn, &claims.jti, &claims.fam)? {
+                    return Ok(Err(TokenError::Revoked(reason)));
                 }
                 if claims.iat < user.sessions_valid_after {
                     return Ok(Err(TokenError::Revoked(
