@@ -1,5 +1,5 @@
 //! The server's SQLite database: opening it, its own tables (stores, the facts
-//! projection, settings, and the trust tables of [`crate::trust`], [`crate::users`] and
+//! projection, settings, and the trust tables of [`crate::trust`], `users` and
 //! [`crate::audit`]) beside the document tables of [`caja_shared::docstore`] and the
 //! login sessions of [`caja_shared::auth::sessions`], and the store queries.
 //!

@@ -34,6 +34,9 @@ pub const CACHE_CAPACITY: usize = 256;
 /// the catalog instead.
 const CHANGES_CAPACITY: usize = 1024;
 
+/// Live authenticated connections by node: (registration id, connection).
+type Live = HashMap<NodeId, Vec<(u64, quinn::Connection)>>;
+
 /// The database connection and the loaded documents.
 pub(crate) struct Core {
     /// The one SQLite connection.
@@ -54,7 +57,7 @@ pub(crate) struct Hub {
     core: Arc<Mutex<Core>>,
     changes: broadcast::Sender<DocId>,
     connected: Arc<Mutex<HashMap<StoreCode, usize>>>,
-    live: Arc<Mutex<HashMap<NodeId, Vec<(u64, quinn::Connection)>>>>,
+    live: Arc<Mutex<Live>>,
     next_conn: Arc<AtomicU64>,
     /// The CA that signs node certificates.
     pub authority: Arc<Authority>,
@@ -198,7 +201,7 @@ impl Hub {
 
 /// Keeps a node's connection in the live registry while alive.
 pub(crate) struct LiveGuard {
-    live: Arc<Mutex<HashMap<NodeId, Vec<(u64, quinn::Connection)>>>>,
+    live: Arc<Mutex<Live>>,
     node: NodeId,
     id: u64,
 }

@@ -219,7 +219,7 @@ impl TlsMaterial {
     ///
     /// A client certificate is optional at the TLS layer (`allow_unauthenticated`),
     /// because a node that enrolls has none yet; a connection without one may only send
-    /// `Enroll` ([`crate::quic`] enforces that). A certificate that does not chain to this
+    /// `Enroll` (the QUIC layer enforces that). A certificate that does not chain to this
     /// CA fails the handshake.
     ///
     /// # Errors

@@ -450,9 +450,10 @@ async fn a_node_cannot_change_its_store_document() {
     caja_shared::docs::store::put_users(&mut replica, &[forged], &[]).unwrap();
     host.docs.insert(doc.clone(), replica);
     let node = Node::start(&run, &me, host).await;
+    // The node's session ends with an error: the Error frame, or a stopped stream if the
+    // server's close overtakes the node's next write.
     let outcome = tokio::time::timeout(WAIT, node.task).await.unwrap().unwrap();
-    let err = outcome.unwrap_err();
-    assert!(err.contains("Forbidden"), "{err}");
+    assert!(outcome.is_err());
     assert_eq!(close_code(&node.conn).await, Some(ErrorCode::Forbidden as u64));
     assert_eq!(stored_store_doc(dir.path(), "a").unwrap().get_heads(), before);
     assert!(staff(dir.path(), "a").is_empty(), "nothing stored");

@@ -145,7 +145,8 @@ async fn bad_users_and_roles_are_refused_naming_the_field() {
             other => panic!("{other:?}"),
         }
     }
-    let cases: Vec<(&str, Box<dyn Fn(&mut NewUser)>)> = vec![
+    type Change = Box<dyn Fn(&mut NewUser)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("username", Box::new(|u| u.username = "Bad Name".into())),
         ("username", Box::new(|u| u.username = String::new())),
         ("display_name", Box::new(|u| u.display_name = " ".into())),

@@ -203,6 +203,9 @@ fn session(conn: &Connection, family: &str) -> rusqlite::Result<Option<(Session,
 /// [`RefreshError::Reused`] (and the session is revoked, in the caller's transaction, which
 /// must commit even though this returns an error), [`RefreshError::Unknown`],
 /// [`RefreshError::Expired`], [`RefreshError::Revoked`].
+// `Reused` carries the revoked session on purpose (the caller audits it); a boxed error
+// would change this shared API for a rare path.
+#[allow(clippy::result_large_err)]
 pub fn rotate(conn: &Connection, token: &str, now: i64, ttl_secs: i64) -> Result<Issued, RefreshError> {
     let row: Option<(String, i64, Option<i64>)> = conn
         .prepare_cached(

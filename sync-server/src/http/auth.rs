@@ -1,4 +1,4 @@
-//! The ONE access check of the admin API ([`authorize`], a middleware every route of the
+//! The ONE access check of the admin API (`authorize`, a middleware every route of the
 //! table gets with its [`Access`]), the logged-in [`Principal`] it hands to handlers, and
 //! the issuing of access tokens.
 //!

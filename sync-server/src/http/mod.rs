@@ -3,7 +3,7 @@
 //! `/openapi.json`.
 //!
 //! Every route is in ONE table ([`access`]) with the access it requires; the router is
-//! built from it and one middleware ([`auth::authorize`]) checks the bearer token and the
+//! built from it and one middleware (`auth::authorize`) checks the bearer token and the
 //! permission. Plain HTTP only (TLS for the admin API comes later): the binary refuses a
 //! non-loopback listener unless `--allow-plain-http` is given.
 //!
@@ -63,18 +63,15 @@ fn too_many(e: tower_governor::GovernorError) -> Response {
     }
 }
 
+/// A per-client-IP rate limit layer.
+type IpLimit = GovernorLayer<
+    PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    axum::body::Body,
+>;
+
 /// A per-client-IP limit of `burst` requests replenished one per `period`.
-fn limit(
-    period: Duration,
-    burst: u32,
-) -> Option<(
-    GovernorLayer<
-        PeerIpKeyExtractor,
-        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
-        axum::body::Body,
-    >,
-    Trim,
-)> {
+fn limit(period: Duration, burst: u32) -> Option<(IpLimit, Trim)> {
     let config = Arc::new(
         GovernorConfigBuilder::default()
             .period(period)
