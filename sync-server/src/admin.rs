@@ -1,19 +1,24 @@
 //! Head office's operations on the chain's trust: stores' enrollment codes, enrolled
-//! nodes, users and roles. The admin REST API, the `caja-sync` CLI, the demo and the tests
-//! all call these.
+//! nodes, users and roles, and the audit log. The admin REST API, the `caja-sync` CLI,
+//! the demo and the tests all call these.
 //!
-//! STUB (issue 3 in progress): the signatures are the contract between the node side and
-//! the server side; the bodies are being implemented.
+//! Each operation that changes something has an `_as` form taking the [`Actor`] the audit
+//! log records (the admin API passes the logged-in user); the plain form records the local
+//! operator.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use caja_shared::auth::Permission;
 use caja_shared::auth::secrets::Secret;
+use caja_shared::docs::DocId;
 use caja_shared::ids::{NodeId, StoreCode};
+use caja_shared::protocol::ErrorCode;
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
-use crate::{ServerError, SyncServer};
+use crate::audit::{self, Actor, AuditEntry, AuditQuery, NewEntry};
+use crate::{ServerError, SyncServer, trust, users};
 
 /// Settings of a running server that tests and deployments tune.
 #[derive(Debug, Clone)]
@@ -31,6 +36,10 @@ pub struct ServerOptions {
     pub logins_per_minute: u32,
     /// Admin API requests allowed per client IP per second (all routes); default 50.
     pub requests_per_second: u32,
+    /// Largest admin API request body, in bytes; default 1 MiB.
+    pub body_limit: usize,
+    /// Longest an admin API request may take; default 30 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +51,8 @@ impl Default for ServerOptions {
             enrollments_per_minute: 10,
             logins_per_minute: 10,
             requests_per_second: 50,
+            body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -129,11 +140,17 @@ pub struct NodeInfo {
     pub connected: bool,
 }
 
-fn todo() -> ServerError {
-    ServerError::Invalid("not implemented yet (issue 3 in progress)".into())
+fn ts(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }
 
 impl SyncServer {
+    fn broadcast_stores(&self, stores: &[StoreCode]) {
+        for s in stores {
+            self.hub().changed(DocId::Store { store: s.clone() });
+        }
+    }
+
     /// Issues a one-time enrollment code for `store`, valid for `ttl`.
     ///
     /// # Errors
@@ -143,40 +160,156 @@ impl SyncServer {
         store: &StoreCode,
         ttl: Duration,
     ) -> Result<EnrollmentCode, ServerError> {
-        let _ = (store, ttl);
-        Err(todo())
+        self.enrollment_code_as(&Actor::local(), store, ttl).await
+    }
+
+    /// [`SyncServer::enrollment_code`] on behalf of `by`.
+    ///
+    /// # Errors
+    /// As [`SyncServer::enrollment_code`]; [`ServerError::InvalidField`] for a zero or
+    /// over-30-day `ttl`.
+    pub async fn enrollment_code_as(
+        &self,
+        by: &Actor,
+        store: &StoreCode,
+        ttl: Duration,
+    ) -> Result<EnrollmentCode, ServerError> {
+        let (store, by) = (store.clone(), by.clone());
+        self.hub()
+            .with_core(move |core| issue_code(&core.conn, &by, &store, ttl))
+            .await?
     }
 
     /// Creates a user and writes them into the documents of their stores.
     ///
     /// # Errors
-    /// [`ServerError::Invalid`] for a bad username, password, PIN, role or store;
-    /// [`ServerError::Conflict`]-like errors for a taken username.
+    /// [`ServerError::InvalidField`] for a bad username, display name, password, PIN, role
+    /// or store (naming the field); [`ServerError::Conflict`] for a taken username.
     pub async fn create_user(&self, user: NewUser) -> Result<UserInfo, ServerError> {
-        let _ = user;
-        Err(todo())
+        self.create_user_as(&Actor::local(), user).await
     }
 
-    /// Changes a user and rewrites the documents of every store concerned.
+    /// [`SyncServer::create_user`] on behalf of `by`.
     ///
     /// # Errors
-    /// As [`SyncServer::create_user`]; unknown id.
+    /// As [`SyncServer::create_user`].
+    pub async fn create_user_as(&self, by: &Actor, user: NewUser) -> Result<UserInfo, ServerError> {
+        let (info, touched) = users::create(self.hub(), by.clone(), user).await?;
+        self.broadcast_stores(&touched);
+        Ok(info)
+    }
+
+    /// Changes a user and rewrites the documents of every store concerned (removing the
+    /// user from stores no longer listed). Disabling a user also revokes their admin API
+    /// sessions.
+    ///
+    /// # Errors
+    /// As [`SyncServer::create_user`]; [`ServerError::NotFound`] for an unknown id.
     pub async fn update_user(&self, id: &str, patch: UserPatch) -> Result<UserInfo, ServerError> {
-        let _ = (id, patch);
-        Err(todo())
+        self.update_user_as(&Actor::local(), id, patch).await
+    }
+
+    /// [`SyncServer::update_user`] on behalf of `by`.
+    ///
+    /// # Errors
+    /// As [`SyncServer::update_user`].
+    pub async fn update_user_as(
+        &self,
+        by: &Actor,
+        id: &str,
+        patch: UserPatch,
+    ) -> Result<UserInfo, ServerError> {
+        let (info, touched) = users::update(self.hub(), by.clone(), id.to_string(), patch).await?;
+        self.broadcast_stores(&touched);
+        Ok(info)
+    }
+
+    /// Signs a user out everywhere: `sessions_valid_after` becomes now (it replicates, so
+    /// nodes refuse older tokens) and their admin API sessions are revoked.
+    ///
+    /// # Errors
+    /// [`ServerError::NotFound`] for an unknown id; [`ServerError::Sqlite`].
+    pub async fn revoke_user_sessions(&self, id: &str) -> Result<(), ServerError> {
+        self.revoke_user_sessions_as(&Actor::local(), id).await
+    }
+
+    /// [`SyncServer::revoke_user_sessions`] on behalf of `by`.
+    ///
+    /// # Errors
+    /// As [`SyncServer::revoke_user_sessions`].
+    pub async fn revoke_user_sessions_as(&self, by: &Actor, id: &str) -> Result<(), ServerError> {
+        let touched = users::revoke_sessions(self.hub(), by.clone(), id.to_string()).await?;
+        self.broadcast_stores(&touched);
+        Ok(())
+    }
+
+    /// Every user, by username.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn users(&self) -> Result<Vec<UserInfo>, ServerError> {
+        let rows = self.hub().with_core(|core| users::all(&core.conn)).await??;
+        Ok(rows.iter().map(users::UserRow::info).collect())
+    }
+
+    /// One user, or `None`.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn user(&self, id: &str) -> Result<Option<UserInfo>, ServerError> {
+        let id = id.to_string();
+        let row = self
+            .hub()
+            .with_core(move |core| users::by_id(&core.conn, &id))
+            .await??;
+        Ok(row.map(|r| r.info()))
     }
 
     /// Defines or replaces a custom role in every store's document.
     ///
     /// # Errors
-    /// [`ServerError::Invalid`] for a built-in or bad name.
+    /// [`ServerError::InvalidField`] (`name`) for a built-in or bad name.
     pub async fn define_role(
         &self,
         name: &str,
         permissions: BTreeSet<Permission>,
     ) -> Result<(), ServerError> {
-        let _ = (name, permissions);
-        Err(todo())
+        self.define_role_as(&Actor::local(), name, permissions).await
+    }
+
+    /// [`SyncServer::define_role`] on behalf of `by`.
+    ///
+    /// # Errors
+    /// As [`SyncServer::define_role`].
+    pub async fn define_role_as(
+        &self,
+        by: &Actor,
+        name: &str,
+        permissions: BTreeSet<Permission>,
+    ) -> Result<(), ServerError> {
+        let touched = users::define_role(self.hub(), by.clone(), name.to_string(), permissions).await?;
+        self.broadcast_stores(&touched);
+        Ok(())
+    }
+
+    /// Deletes a custom role that no user holds, from the server and every store.
+    ///
+    /// # Errors
+    /// [`ServerError::NotFound`]; [`ServerError::Conflict`] while a user holds it.
+    pub async fn delete_role_as(&self, by: &Actor, name: &str) -> Result<(), ServerError> {
+        let touched = users::delete_role(self.hub(), by.clone(), name.to_string()).await?;
+        self.broadcast_stores(&touched);
+        Ok(())
+    }
+
+    /// The custom roles: name -> permission names.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn custom_roles(&self) -> Result<BTreeMap<String, Vec<String>>, ServerError> {
+        self.hub()
+            .with_core(|core| users::custom_roles(&core.conn))
+            .await?
     }
 
     /// Every enrolled node.
@@ -184,15 +317,132 @@ impl SyncServer {
     /// # Errors
     /// [`ServerError::Sqlite`].
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ServerError> {
-        Err(todo())
+        let rows = self
+            .hub()
+            .with_core(|core| trust::list_nodes(&core.conn))
+            .await??;
+        Ok(rows
+            .into_iter()
+            .map(|r| NodeInfo {
+                connected: self.hub().is_node_connected(&r.node),
+                node: r.node,
+                store: r.store,
+                enrolled_at: ts(r.enrolled_at),
+                cert_not_after: ts(r.cert_not_after),
+                revoked_at: r.revoked_at.map(ts),
+            })
+            .collect())
     }
 
-    /// Revokes a node: disconnects it now and refuses its certificates from then on.
+    /// Revokes a node: disconnects it now (QUIC close code `Unauthorized`, reason `node
+    /// revoked`) and refuses its certificates from then on.
     ///
     /// # Errors
-    /// Unknown node; [`ServerError::Sqlite`].
+    /// [`ServerError::NotFound`] for an unknown node; [`ServerError::Sqlite`].
     pub async fn revoke_node(&self, node: NodeId) -> Result<(), ServerError> {
-        let _ = node;
-        Err(todo())
+        self.revoke_node_as(&Actor::local(), node).await
     }
+
+    /// [`SyncServer::revoke_node`] on behalf of `by`.
+    ///
+    /// # Errors
+    /// As [`SyncServer::revoke_node`].
+    pub async fn revoke_node_as(&self, by: &Actor, node: NodeId) -> Result<(), ServerError> {
+        let by = by.clone();
+        self.hub()
+            .with_core(move |core| revoke(&core.conn, &by, &node))
+            .await??;
+        let n = self
+            .hub()
+            .disconnect(&node, ErrorCode::Unauthorized as u32, "node revoked");
+        tracing::info!(%node, connections = n, "node revoked");
+        Ok(())
+    }
+
+    /// Audit entries matching `query`, newest first.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, ServerError> {
+        self.hub()
+            .with_core(move |core| audit::list(&core.conn, &query))
+            .await?
+    }
+
+    /// Writes an audit entry.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn record_audit(&self, entry: NewEntry) -> Result<(), ServerError> {
+        self.hub()
+            .with_core(move |core| audit::record(&core.conn, &entry))
+            .await?
+    }
+
+    /// A projected fact as its JSON (with `user`, `user_name`, `authorized_by`), or `None`.
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn fact(&self, id: &str) -> Result<Option<serde_json::Value>, ServerError> {
+        let id = id.to_string();
+        let body: Option<String> = self
+            .hub()
+            .with_core(move |core| crate::projection::fact_body(&core.conn, &id))
+            .await??;
+        Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+    }
+}
+
+/// Longest an enrollment code may live.
+pub const MAX_CODE_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Issues a code on `conn` and audits it (the CLI calls this directly).
+///
+/// # Errors
+/// [`ServerError::InvalidField`] for a bad `ttl`; [`ServerError::UnknownStore`];
+/// [`ServerError::Sqlite`].
+pub fn issue_code(
+    conn: &rusqlite::Connection,
+    by: &Actor,
+    store: &StoreCode,
+    ttl: Duration,
+) -> Result<EnrollmentCode, ServerError> {
+    if ttl.is_zero() || ttl > MAX_CODE_TTL {
+        return Err(ServerError::InvalidField {
+            field: "ttl",
+            reason: "an enrollment code lives from 1 second to 30 days".into(),
+        });
+    }
+    let now = Utc::now().timestamp();
+    let expires = now + ttl.as_secs() as i64;
+    let code = trust::issue_code(conn, store, now, expires)?;
+    audit::record(
+        conn,
+        &NewEntry::new("enrollment_code.issued", json!({"expires_at": expires}))
+            .store(store)
+            .by(by),
+    )?;
+    Ok(EnrollmentCode {
+        store: store.clone(),
+        code: Secret::new(code),
+        expires_at: ts(expires),
+    })
+}
+
+/// Revokes a node on `conn` and audits it (the CLI calls this directly; a running server
+/// notices within a second and disconnects it).
+///
+/// # Errors
+/// [`ServerError::NotFound`] for an unknown node; [`ServerError::Sqlite`].
+pub fn revoke(conn: &rusqlite::Connection, by: &Actor, node: &NodeId) -> Result<(), ServerError> {
+    let Some(store) = trust::revoke(conn, node, Utc::now().timestamp())? else {
+        return Err(ServerError::NotFound(format!("no enrolled node {node}")));
+    };
+    audit::record(
+        conn,
+        &NewEntry::new("node.revoked", json!({}))
+            .node(node)
+            .store(&store)
+            .by(by),
+    )
 }

@@ -1,5 +1,7 @@
-//! What a store node needs to connect to the sync server: a QUIC client configuration
-//! that trusts only the server CA whose fingerprint the node pinned at enrollment.
+//! What a store node needs to connect to the sync server: its keys and certificate
+//! signing requests, enrollment, and a QUIC client configuration that trusts only the
+//! server CA whose fingerprint the node pinned, presenting the node's client certificate
+//! (mutual TLS) once it has one.
 //!
 //! Trust comes from the pin, not from DNS or the system roots: the server's chain must
 //! contain a certificate whose SHA-256 equals the pin, and the end-entity certificate must
@@ -57,21 +59,58 @@ pub struct KeyAndCsr {
 }
 
 /// A fresh ECDSA P-256 key (rcgen, ring) and a CSR for the node's QUIC client certificate.
+/// The CSR's subject and extensions are informative only: the server decides what the
+/// certificate says.
 ///
 /// # Errors
 /// [`TlsError::Generate`].
 pub fn node_csr() -> Result<KeyAndCsr, TlsError> {
-    Err(TlsError::Quic("not implemented yet (issue 3 in progress)".into()))
+    csr(rcgen::CertificateParams::default(), "caja-node")
 }
 
 /// A fresh key and a CSR for the node's LAN (HTTPS) server certificate naming `names`
-/// (DNS names or IP addresses).
+/// (DNS names or IP addresses). The server issues the certificate for the names sent in
+/// [`caja_shared::protocol::LanRequest::names`], checked by
+/// [`crate::ca::check_lan_names`].
 ///
 /// # Errors
-/// [`TlsError::Generate`].
+/// [`TlsError::Generate`] for a name that is neither a DNS name nor an IP address.
 pub fn lan_csr(names: &[String]) -> Result<KeyAndCsr, TlsError> {
-    let _ = names;
-    Err(TlsError::Quic("not implemented yet (issue 3 in progress)".into()))
+    csr(rcgen::CertificateParams::new(names.to_vec())?, "caja-node LAN")
+}
+
+fn csr(mut params: rcgen::CertificateParams, cn: &str) -> Result<KeyAndCsr, TlsError> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    let request = params.serialize_request(&key)?;
+    Ok(KeyAndCsr {
+        key_pem: caja_shared::auth::secrets::Secret::new(key.serialize_pem()),
+        csr_der: request.der().to_vec(),
+    })
+}
+
+impl ClientIdentity {
+    /// An identity from the client certificate (DER) enrollment or renewal returned and
+    /// the private key PEM of [`node_csr`].
+    ///
+    /// # Errors
+    /// [`TlsError::BadPem`] when the key is not a PEM private key.
+    pub fn new(certificate: Vec<u8>, key_pem: &caja_shared::auth::secrets::Secret) -> Result<Self, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.expose().as_bytes()).map_err(|_| {
+                TlsError::BadPem {
+                    path: "(node key)".into(),
+                    what: "private key",
+                }
+            })?;
+        Ok(ClientIdentity {
+            chain: vec![CertificateDer::from(certificate)],
+            key,
+        })
+    }
 }
 
 /// What a successful enrollment returns.
@@ -113,12 +152,22 @@ pub enum EnrollError {
     Tls(#[from] TlsError),
 }
 
+/// How long [`enroll`] waits for the server's answer.
+pub const ENROLL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The start of the handshake error when the server's chain lacks the pinned CA.
+const PIN_MISMATCH: &str = "the sync server's certificate chain does not contain the pinned CA";
+
 /// Enrolls a node: connects to `server` (`host:port`) trusting only the CA pinned by
 /// `ca_fingerprint`, without a client certificate, sends [`caja_shared::protocol::Frame::Enroll`]
-/// and waits (30 s at most) for the certificates.
+/// and waits ([`ENROLL_TIMEOUT`] at most) for the certificates.
 ///
 /// # Errors
-/// [`EnrollError`].
+/// [`EnrollError::Connect`] when the server cannot be reached or its CA does not match
+/// the pin (the reason says so); [`EnrollError::Refused`] with the server's reason
+/// (`unknown enrollment code`, `enrollment code expired`, `enrollment code already used`,
+/// a rate limit, a bad CSR); [`EnrollError::Protocol`] for anything unexpected;
+/// [`EnrollError::Tls`] for a malformed pin.
 pub async fn enroll(
     server: &str,
     ca_fingerprint: &str,
@@ -126,11 +175,79 @@ pub async fn enroll(
     csr_der: Vec<u8>,
     lan: Option<caja_shared::protocol::LanRequest>,
 ) -> Result<Enrollment, EnrollError> {
-    let _ = (ca_fingerprint, code, csr_der, lan);
-    Err(EnrollError::Connect {
+    use caja_shared::protocol::Frame;
+    let config = client_config(ca_fingerprint, None)?;
+    let connect = |reason: String| EnrollError::Connect {
         server: server.to_string(),
-        reason: "not implemented yet (issue 3 in progress)".into(),
+        reason,
+    };
+    let addr = tokio::net::lookup_host(server)
+        .await
+        .map_err(|e| connect(format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| connect("the name resolves to no address".into()))?;
+    let bind: std::net::SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let mut endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| connect(format!("local UDP socket: {e}")))?;
+    endpoint.set_default_client_config(config);
+    let result = tokio::time::timeout(ENROLL_TIMEOUT, async {
+        let conn = endpoint
+            .connect(addr, SERVER_NAME)
+            .map_err(|e| connect(e.to_string()))?
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains(PIN_MISMATCH) {
+                    connect(format!(
+                        "the server's CA fingerprint did not match the pinned fingerprint {ca_fingerprint}: check --ca-fingerprint (caja-sync ca-fingerprint prints it)"
+                    ))
+                } else {
+                    connect(text)
+                }
+            })?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
+        let frame = Frame::Enroll { code, csr: csr_der, lan };
+        crate::wire::write_frame(&mut send, &frame)
+            .await
+            .map_err(|e| EnrollError::Protocol(e.to_string()))?;
+        let _ = send.finish();
+        let answer = crate::wire::read_frame(&mut recv).await;
+        conn.close(quinn::VarInt::from_u32(0), b"enrolled");
+        match answer {
+            Ok(Some(Frame::Enrolled {
+                node,
+                store,
+                certificate,
+                ca,
+                not_after,
+                lan_certificate,
+            })) => Ok(Enrollment {
+                node,
+                store,
+                certificate,
+                ca,
+                not_after,
+                lan_certificate,
+            }),
+            Ok(Some(Frame::Error { message, .. })) => Err(EnrollError::Refused(message)),
+            Ok(Some(other)) => Err(EnrollError::Protocol(format!("unexpected answer {other:?}"))),
+            Ok(None) => Err(EnrollError::Protocol("the server closed without answering".into())),
+            Err(e) => Err(match conn.close_reason() {
+                Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+                    EnrollError::Refused(String::from_utf8_lossy(&c.reason).into_owned())
+                }
+                _ => EnrollError::Protocol(e.to_string()),
+            }),
+        }
     })
+    .await
+    .unwrap_or_else(|_| Err(connect(format!("no answer within {ENROLL_TIMEOUT:?}"))));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+    result
 }
 
 /// A quinn client config (ring provider, TLS 1.3, ALPN `caja-sync/1`, keep-alive 5 s,
@@ -146,18 +263,20 @@ pub fn client_config(
     ca_fingerprint: &str,
     identity: Option<&ClientIdentity>,
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let _ = identity;
     let pin = parse_fingerprint(ca_fingerprint)?;
     let provider = tls::provider();
     let verifier = Arc::new(PinnedCaVerifier {
         pin,
         provider: provider.clone(),
     });
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match identity {
+        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![caja_shared::protocol::ALPN.to_vec()];
     let crypto =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
@@ -197,12 +316,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
             .iter()
             .chain(std::iter::once(end_entity))
             .find(|c| self.is_pinned(c))
-            .ok_or_else(|| {
-                rustls::Error::General(format!(
-                    "the sync server's certificate chain does not contain the pinned CA {}",
-                    hex::encode(self.pin)
-                ))
-            })?;
+            .ok_or_else(|| rustls::Error::General(format!("{PIN_MISMATCH} {}", hex::encode(self.pin))))?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())

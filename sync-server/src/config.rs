@@ -36,6 +36,31 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Print a fresh one-time enrollment code for a store's node, and its expiry (works
+    /// with the server stopped or running).
+    EnrollmentCode {
+        /// The store.
+        store: caja_shared::ids::StoreCode,
+        /// Hours the code stays valid (at most 720).
+        #[arg(long, env = "CAJA_SYNC_CODE_TTL_HOURS", default_value_t = 24)]
+        ttl_hours: u32,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List or revoke enrolled nodes (works with the server stopped or running: a running
+    /// server disconnects a revoked node within a second).
+    Node {
+        /// The node command.
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Manage users (with the server stopped; while it runs, use its admin API).
+    User {
+        /// The user command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the SHA-256 fingerprint of the server's CA certificate (what nodes pin).
     CaFingerprint(DataDir),
 }
@@ -49,26 +74,128 @@ pub struct ServeArgs {
     /// UDP address for node connections (QUIC, ALPN caja-sync/1); port 0 picks a free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_QUIC", default_value = "127.0.0.1:7443")]
     pub listen_quic: SocketAddr,
-    /// TCP address of the admin HTTP API (no authentication yet: keep it on a trusted
-    /// network); port 0 picks a free one.
+    /// TCP address of the admin HTTP API. It speaks plain HTTP (no TLS for the admin API
+    /// yet), so a non-loopback address is refused unless --allow-plain-http is given (then
+    /// put a TLS-terminating proxy or a trusted network in front). Port 0 picks a free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_HTTP", default_value = "127.0.0.1:7080")]
     pub listen_http: SocketAddr,
+    /// Allow the plain-HTTP admin API on a non-loopback address (passwords and tokens
+    /// then cross the network unencrypted unless a TLS proxy is in front).
+    #[arg(long, env = "CAJA_SYNC_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
+    /// Days a node's client certificate is valid; nodes renew when a third is left.
+    #[arg(long, env = "CAJA_SYNC_NODE_CERT_DAYS", default_value_t = 90)]
+    pub node_cert_days: u32,
+    /// Enrollment attempts (connections without a client certificate) allowed per remote
+    /// IP address per minute.
+    #[arg(long, env = "CAJA_SYNC_ENROLLMENTS_PER_MINUTE", default_value_t = 10)]
+    pub enrollments_per_minute: u32,
+    /// Admin API logins and refreshes allowed per client IP per minute.
+    #[arg(long, env = "CAJA_SYNC_LOGINS_PER_MINUTE", default_value_t = 10)]
+    pub logins_per_minute: u32,
+    /// Admin API requests allowed per client IP per second (all routes).
+    #[arg(long, env = "CAJA_SYNC_REQUESTS_PER_SECOND", default_value_t = 50)]
+    pub requests_per_second: u32,
     /// Chain currency (ISO 4217 code) of catalog prices and reports; fixed when the data
     /// dir is created.
     #[arg(long, env = "CAJA_SYNC_CURRENCY", default_value = "GBP")]
     pub currency: Currency,
 }
 
+impl ServeArgs {
+    /// Checks the options together: a non-loopback admin listener needs
+    /// `--allow-plain-http`; counts must not be zero.
+    ///
+    /// # Errors
+    /// A message saying what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.listen_http.ip().is_loopback() && !self.allow_plain_http {
+            return Err(format!(
+                "--listen-http {} is not a loopback address, and the admin API speaks plain HTTP: \
+                 bind it to 127.0.0.1 (and reach it through an SSH tunnel or a TLS proxy), or pass \
+                 --allow-plain-http to accept that passwords and tokens cross the network unencrypted",
+                self.listen_http
+            ));
+        }
+        for (name, v) in [
+            ("--node-cert-days", self.node_cert_days),
+            ("--enrollments-per-minute", self.enrollments_per_minute),
+            ("--logins-per-minute", self.logins_per_minute),
+            ("--requests-per-second", self.requests_per_second),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server options these flags ask for.
+    pub fn options(&self) -> crate::ServerOptions {
+        crate::ServerOptions {
+            node_cert_validity: std::time::Duration::from_secs(u64::from(self.node_cert_days) * 86_400),
+            enrollments_per_minute: self.enrollments_per_minute,
+            logins_per_minute: self.logins_per_minute,
+            requests_per_second: self.requests_per_second,
+            ..crate::ServerOptions::default()
+        }
+    }
+}
+
 /// Store subcommands.
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Register a store and print its node token (shown only once).
+    /// Register a store and print a fresh one-time enrollment code for its node (shown only
+    /// once) and its expiry.
     Add {
         /// Store code: 1-40 characters of a-z, 0-9 and '-'.
         code: caja_shared::ids::StoreCode,
         /// Display name of the store.
         #[arg(long, env = "CAJA_SYNC_STORE_NAME")]
         name: String,
+        /// Hours the enrollment code stays valid (at most 720).
+        #[arg(long, env = "CAJA_SYNC_CODE_TTL_HOURS", default_value_t = 24)]
+        ttl_hours: u32,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// Node subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List enrolled nodes: id, store, enrolled, certificate expiry, revoked.
+    List(DataDir),
+    /// Revoke a node: it is disconnected and refused from then on.
+    Revoke {
+        /// The node id.
+        node: caja_shared::ids::NodeId,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// User subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from CAJA_SYNC_PASSWORD or, if that is unset,
+    /// from one line on standard input (never from a flag, which other users could see in
+    /// the process list); an optional PIN from CAJA_SYNC_PIN. Refused while a server runs
+    /// on the data directory: use its admin API (POST /v1/users) then.
+    Add {
+        /// Login name: 1-64 characters of a-z, 0-9, '.', '_' and '-'.
+        username: String,
+        /// A role (cashier, manager, admin or a custom one); repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// A store the user may work in; repeat for several.
+        #[arg(long = "store")]
+        stores: Vec<caja_shared::ids::StoreCode>,
+        /// Display name (default: the username).
+        #[arg(long)]
+        name: Option<String>,
         /// Data directory.
         #[command(flatten)]
         data: DataDir,
@@ -92,5 +219,32 @@ mod tests {
             Cli::try_parse_from(["caja-sync", "store", "add", "uk", "--name", "United Kingdom"]).unwrap();
         assert!(matches!(cli.command, Command::Store { .. }));
         assert!(Cli::try_parse_from(["caja-sync", "store", "add", "UK", "--name", "x"]).is_err());
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["caja-sync", "serve"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::Serve(s) => s,
+                _ => panic!(),
+            }
+        };
+        assert!(serve(&[]).validate().is_ok());
+        assert!(serve(&["--listen-http", "0.0.0.0:7080"]).validate().is_err());
+        assert!(
+            serve(&["--listen-http", "0.0.0.0:7080", "--allow-plain-http"])
+                .validate()
+                .is_ok()
+        );
+        assert!(serve(&["--node-cert-days", "0"]).validate().is_err());
+        assert_eq!(
+            serve(&["--node-cert-days", "2"])
+                .options()
+                .node_cert_validity
+                .as_secs(),
+            2 * 86_400
+        );
+        assert!(
+            Cli::try_parse_from(["caja-sync", "user", "add", "ana"]).is_err(),
+            "a role is required"
+        );
     }
 }

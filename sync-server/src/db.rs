@@ -1,6 +1,7 @@
 //! The server's SQLite database: opening it, its own tables (stores, the facts
-//! projection, settings) beside the document tables of [`caja_shared::docstore`], and
-//! the store queries.
+//! projection, settings, and the trust tables of [`crate::trust`], `users` and
+//! [`crate::audit`]) beside the document tables of [`caja_shared::docstore`] and the
+//! login sessions of [`caja_shared::auth::sessions`], and the store queries.
 //!
 //! One file, `caja-sync.db` in the data dir, in WAL mode with `synchronous=FULL`: a
 //! committed transaction survives a power cut.
@@ -11,7 +12,6 @@ use caja_shared::docstore;
 use caja_shared::ids::StoreCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use crate::error::ServerError;
 
@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS settings (
 CREATE TABLE IF NOT EXISTS stores (
     code         TEXT PRIMARY KEY,
     name         TEXT NOT NULL,
-    token_sha256 BLOB NOT NULL,
     created_at   TEXT NOT NULL,
     last_contact TEXT
 );
@@ -74,6 +73,26 @@ pub fn open(data_dir: &Path) -> Result<Connection, ServerError> {
 pub fn migrate(conn: &Connection) -> Result<(), ServerError> {
     docstore::migrate(conn)?;
     conn.execute_batch(SCHEMA)?;
+    drop_store_tokens(conn)?;
+    conn.execute_batch(crate::trust::SCHEMA)?;
+    conn.execute_batch(crate::users::SCHEMA)?;
+    conn.execute_batch(crate::audit::SCHEMA)?;
+    caja_shared::auth::sessions::migrate(conn)?;
+    Ok(())
+}
+
+/// Removes the walking skeleton's `stores.token_sha256` column from a database created
+/// before enrollment existed: nodes authenticate with client certificates now, and an old
+/// token must not keep working. SQLite (3.35+) rebuilds the table itself for
+/// `ALTER TABLE ... DROP COLUMN`, so no hand-written copy is needed.
+fn drop_store_tokens(conn: &Connection) -> Result<(), ServerError> {
+    let has_token: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('stores') WHERE name = 'token_sha256'")?
+        .exists([])?;
+    if has_token {
+        conn.execute_batch("ALTER TABLE stores DROP COLUMN token_sha256")?;
+        tracing::info!("removed the old store tokens: nodes now enroll with client certificates");
+    }
     Ok(())
 }
 
@@ -107,10 +126,6 @@ pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 /// Checks a store name: 1-200 characters, no control characters.
 ///
 /// # Errors
@@ -125,48 +140,21 @@ pub fn validate_store_name(name: &str) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Registers a store and returns its new node token: 32 random bytes in hex. Only the
-/// token's SHA-256 is stored, so it cannot be shown again.
+/// Registers a store.
 ///
 /// # Errors
 /// [`ServerError::StoreExists`] if the code is taken, [`ServerError::Invalid`] for a bad
 /// name, [`ServerError::Sqlite`].
-pub fn create_store(conn: &Connection, code: &StoreCode, name: &str) -> Result<String, ServerError> {
+pub fn create_store(conn: &Connection, code: &StoreCode, name: &str) -> Result<(), ServerError> {
     validate_store_name(name)?;
-    let token = hex::encode(rand::random::<[u8; 32]>());
     let inserted = conn.execute(
-        "INSERT OR IGNORE INTO stores (code, name, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            code.as_str(),
-            name.trim(),
-            token_hash(&token).to_vec(),
-            now_rfc3339()
-        ],
+        "INSERT OR IGNORE INTO stores (code, name, created_at) VALUES (?1, ?2, ?3)",
+        params![code.as_str(), name.trim(), now_rfc3339()],
     )?;
     if inserted == 0 {
         return Err(ServerError::StoreExists(code.clone()));
     }
-    Ok(token)
-}
-
-/// Whether `token` is the store's node token. Compares the hashes in constant time; an
-/// unknown store is simply `false`.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn check_token(conn: &Connection, code: &StoreCode, token: &str) -> Result<bool, ServerError> {
-    let stored: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT token_sha256 FROM stores WHERE code = ?1",
-            params![code.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let given = token_hash(token);
-    Ok(match stored {
-        Some(s) if s.len() == 32 => s.iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0,
-        _ => false,
-    })
+    Ok(())
 }
 
 /// Whether a store with this code is registered.
@@ -251,19 +239,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stores_tokens_and_duplicates() {
+    fn stores_and_duplicates() {
         let conn = Connection::open_in_memory().unwrap();
         migrate(&conn).unwrap();
         let a: StoreCode = "a".parse().unwrap();
-        let token = create_store(&conn, &a, "Store A").unwrap();
-        assert_eq!(token.len(), 64);
+        create_store(&conn, &a, "Store A").unwrap();
         assert!(matches!(
             create_store(&conn, &a, "again"),
             Err(ServerError::StoreExists(_))
         ));
-        assert!(check_token(&conn, &a, &token).unwrap());
-        assert!(!check_token(&conn, &a, "nope").unwrap());
-        assert!(!check_token(&conn, &"b".parse().unwrap(), &token).unwrap());
+        assert!(store_exists(&conn, &a).unwrap());
+        assert!(!store_exists(&conn, &"b".parse().unwrap()).unwrap());
         touch_store(&conn, &a).unwrap();
         let list = list_stores(&conn).unwrap();
         assert_eq!(list.len(), 1);
@@ -272,5 +258,27 @@ mod tests {
             create_store(&conn, &"c".parse().unwrap(), "  "),
             Err(ServerError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn old_databases_lose_their_store_tokens() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE stores (code TEXT PRIMARY KEY, name TEXT NOT NULL, token_sha256 BLOB NOT NULL,
+                                  created_at TEXT NOT NULL, last_contact TEXT);
+             INSERT INTO stores VALUES ('uk', 'United Kingdom', x'00', '2024-01-01T00:00:00Z', NULL);",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        migrate(&conn).unwrap();
+        let cols: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('stores')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(cols, ["code", "name", "created_at", "last_contact"]);
+        assert_eq!(list_stores(&conn).unwrap()[0].name, "United Kingdom");
     }
 }

@@ -47,6 +47,29 @@ pub enum ServerError {
     /// Input that the server refuses (a product, a store name), with the reason.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// One field of the input is refused (a username, a password, a role), with the
+    /// reason; the admin API names the field in its problem body.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The field, e.g. `username` or `roles`.
+        field: &'static str,
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+    /// The thing to create exists already (a username, a role in use), with the reason.
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing named does not exist (a user, a node, a role).
+    #[error("{0}")]
+    NotFound(String),
+    /// Another `caja-sync` process (a running server) holds the data directory.
+    #[error(
+        "{0}: a caja-sync server is running on this data directory; stop it, or use its admin API instead"
+    )]
+    Locked(PathBuf),
+    /// A signing key for access tokens could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] caja_shared::auth::tokens::KeyError),
     /// The data dir was created for another currency.
     #[error("data dir holds {stored} amounts, but the server was started with {requested}")]
     CurrencyMismatch {

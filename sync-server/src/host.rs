@@ -1,14 +1,22 @@
 //! The server's [`DocHost`]: the documents one connected node of a store may sync,
 //! stored in SQLite and projected into the facts table as they arrive.
 //!
-//! A node of store `S` may sync the catalog and `S`'s ledgers, nothing else. A received
-//! change is made durable before the session answers: the document chunk, its new facts
+//! A node of store `S` may sync the catalog, `S`'s ledgers and `S`'s store document,
+//! nothing else. A received change is made durable before the session answers: the
+//! document chunk, its new facts (and the audit rows of its security facts and overrides)
 //! and the peer's sync state commit in one SQLite transaction; if anything fails the
 //! document leaves the cache so memory never runs ahead of disk.
+//!
+//! The store document is head office's: a node may read it but never change it. Every
+//! change the server's own actor made is already stored here (the server persists before
+//! it shares) and the genesis change is in every replica from the start, so a message that
+//! brings any change the server does not hold is refused ([`SyncError::Forbidden`]):
+//! whatever actor it claims, it is the node's, or a forgery of head office's actor id.
+//! Nothing of it is stored and the document leaves the cache.
 
 use automerge::ChangeHash;
 use automerge::sync::{self, Message, SyncDoc};
-use caja_shared::docs::{self, DocId};
+use caja_shared::docs::{self, DocId, store};
 use caja_shared::docstore;
 use caja_shared::ids::{NodeId, StoreCode};
 use caja_shared::sync::{DocHost, SyncError};
@@ -24,6 +32,8 @@ pub(crate) struct ServerHost<'a> {
     peer: String,
     /// Set when a received message changed the catalog (to broadcast it afterwards).
     pub catalog_changed: bool,
+    /// Set when a received message tried to change the store document.
+    pub refused_store_change: Option<Vec<String>>,
 }
 
 impl<'a> ServerHost<'a> {
@@ -33,6 +43,7 @@ impl<'a> ServerHost<'a> {
             store,
             peer: node.to_string(),
             catalog_changed: false,
+            refused_store_change: None,
         }
     }
 
@@ -51,13 +62,30 @@ impl<'a> ServerHost<'a> {
         doc: &DocId,
         state: &mut sync::State,
         message: Message,
-    ) -> Result<bool, ServerError> {
-        let Core { conn, cache, .. } = &mut *self.core;
+    ) -> Result<Received, ServerError> {
+        let Core {
+            conn, cache, actor, ..
+        } = &mut *self.core;
         let am = cache.get_or_create(conn, doc)?;
         let before = am.get_heads();
         am.receive_sync_message(state, message)
             .map_err(docs::DocError::from)?;
         let after = am.get_heads();
+        if doc.written_by_head_office() && after != before {
+            let actors = store::actors_since(am, &before)
+                .iter()
+                .map(|a| {
+                    if *a == store::genesis_actor() {
+                        format!("{a} (genesis)")
+                    } else if a == actor {
+                        format!("{a} (forged head office actor)")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            return Ok(Received::Refused(actors));
+        }
         let tx = conn.transaction()?;
         if after != before {
             docstore::persist(&tx, doc, am, &before)?;
@@ -69,7 +97,10 @@ impl<'a> ServerHost<'a> {
                                 doc = %doc, fact = %f.id, fact_store = %f.store,
                                 "fact belongs to another store than its ledger; not projected"
                             ),
-                            Projected::Inserted | Projected::Duplicate => {}
+                            Projected::Inserted => {
+                                crate::audit::record_fact(&tx, &f)?;
+                            }
+                            Projected::Duplicate => {}
                         },
                         Err(e) => tracing::warn!(doc = %doc, error = %e, "undecodable fact; not projected"),
                     }
@@ -78,8 +109,21 @@ impl<'a> ServerHost<'a> {
         }
         docstore::save_state(&tx, &self.peer, doc, state)?;
         tx.commit()?;
-        Ok(after != before)
+        Ok(Received::Stored {
+            changed: after != before,
+        })
     }
+}
+
+/// What [`ServerHost::receive_inner`] did with a message.
+enum Received {
+    /// Applied and persisted.
+    Stored {
+        /// Whether the document's heads moved.
+        changed: bool,
+    },
+    /// Refused: it changes the store document; these actors' changes were in it.
+    Refused(Vec<String>),
 }
 
 impl DocHost for ServerHost<'_> {
@@ -113,11 +157,18 @@ impl DocHost for ServerHost<'_> {
 
     fn receive(&mut self, doc: &DocId, state: &mut sync::State, message: Message) -> Result<(), SyncError> {
         match self.receive_inner(doc, state, message) {
-            Ok(changed) => {
+            Ok(Received::Stored { changed }) => {
                 if changed && *doc == DocId::Catalog {
                     self.catalog_changed = true;
                 }
                 Ok(())
+            }
+            Ok(Received::Refused(actors)) => {
+                self.core.cache.forget(doc);
+                *state = sync::State::new();
+                tracing::warn!(doc = %doc, ?actors, "refused a node's change to a document only head office writes");
+                self.refused_store_change = Some(actors);
+                Err(SyncError::Forbidden(doc.clone()))
             }
             Err(e) => {
                 // Memory must never run ahead of disk, and a fresh sync state is always safe.

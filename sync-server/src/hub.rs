@@ -1,21 +1,30 @@
 //! The shared state of a running server: the database and the document cache behind one
-//! mutex (used only from blocking tasks), the broadcast of changed documents, and the
-//! nodes connected now.
+//! mutex (used only from blocking tasks), the broadcast of changed documents, the nodes
+//! connected now (by store, and each live connection by node id, so a revocation can
+//! close them at once), the CA, the options and the enrollment rate limiter.
 //!
 //! All SQLite and automerge work runs in `tokio::task::spawn_blocking` with the mutex
 //! held ([`Hub::with_core`]); no guard is ever held across an `.await`. One mutex means
 //! one writer: simple and safe, and the bound on concurrency (not yet a read pool).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use automerge::ActorId;
+use caja_shared::auth::RoleTable;
 use caja_shared::docs::DocId;
 use caja_shared::docstore::DocCache;
-use caja_shared::ids::StoreCode;
+use caja_shared::ids::{NodeId, StoreCode};
 use caja_shared::money::Currency;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
+use crate::admin::ServerOptions;
+use crate::ca::Authority;
 use crate::error::ServerError;
 
 /// Documents kept in memory at most; the least recently used leave beyond this.
@@ -25,6 +34,9 @@ pub const CACHE_CAPACITY: usize = 256;
 /// the catalog instead.
 const CHANGES_CAPACITY: usize = 1024;
 
+/// Live authenticated connections by node: (registration id, connection).
+type Live = HashMap<NodeId, Vec<(u64, quinn::Connection)>>;
+
 /// The database connection and the loaded documents.
 pub(crate) struct Core {
     /// The one SQLite connection.
@@ -33,6 +45,10 @@ pub(crate) struct Core {
     pub cache: DocCache,
     /// The chain currency.
     pub currency: Currency,
+    /// The server's actor id for the store documents it writes.
+    pub actor: ActorId,
+    /// The roles in force (built-in and the stored custom roles).
+    pub roles: RoleTable,
 }
 
 /// Shared server state; cheap to clone (an `Arc` inside).
@@ -41,27 +57,88 @@ pub(crate) struct Hub {
     core: Arc<Mutex<Core>>,
     changes: broadcast::Sender<DocId>,
     connected: Arc<Mutex<HashMap<StoreCode, usize>>>,
+    live: Arc<Mutex<Live>>,
+    next_conn: Arc<AtomicU64>,
+    /// The CA that signs node certificates.
+    pub authority: Arc<Authority>,
+    /// The server's settings.
+    pub options: Arc<ServerOptions>,
+    /// Connections without a client certificate (enrollments), per remote IP address.
+    pub enroll_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 impl Core {
     /// Wraps an open, migrated connection.
-    pub fn new(conn: Connection, currency: Currency) -> Core {
-        Core {
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`] reading the server's actor id or the custom roles.
+    pub fn new(conn: Connection, currency: Currency) -> Result<Core, ServerError> {
+        let actor = crate::storedoc::server_actor(&conn)?;
+        let roles = crate::users::role_table(&conn)?;
+        Ok(Core {
             conn,
             cache: DocCache::new(CACHE_CAPACITY),
             currency,
-        }
+            actor,
+            roles,
+        })
     }
 }
 
 impl Hub {
-    pub fn new(core: Core) -> Hub {
+    pub fn new(core: Core, authority: Arc<Authority>, options: ServerOptions) -> Hub {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
+        let per_minute = NonZeroU32::new(options.enrollments_per_minute).unwrap_or(NonZeroU32::MIN);
         Hub {
             core: Arc::new(Mutex::new(core)),
             changes,
             connected: Arc::default(),
+            live: Arc::default(),
+            next_conn: Arc::default(),
+            authority,
+            options: Arc::new(options),
+            enroll_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
         }
+    }
+
+    /// Registers a live, authenticated connection of `node` until the guard drops.
+    pub fn register(&self, node: NodeId, conn: quinn::Connection) -> LiveGuard {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.live.lock() {
+            m.entry(node).or_default().push((id, conn));
+        }
+        LiveGuard {
+            live: self.live.clone(),
+            node,
+            id,
+        }
+    }
+
+    /// Closes every live connection of `node` now with `code` and `reason`; returns how
+    /// many there were.
+    pub fn disconnect(&self, node: &NodeId, code: u32, reason: &str) -> usize {
+        let conns = self
+            .live
+            .lock()
+            .map(|m| m.get(node).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        for (_, c) in &conns {
+            c.close(quinn::VarInt::from_u32(code), reason.as_bytes());
+        }
+        conns.len()
+    }
+
+    /// The nodes with a live connection now.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.live
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `node` has a live connection now.
+    pub fn is_node_connected(&self, node: &NodeId) -> bool {
+        self.live.lock().map(|m| m.contains_key(node)).unwrap_or(false)
     }
 
     /// Runs `f` on a blocking thread with the core locked.
@@ -119,6 +196,26 @@ impl Hub {
             .lock()
             .map(|m| m.get(store).is_some_and(|n| *n > 0))
             .unwrap_or(false)
+    }
+}
+
+/// Keeps a node's connection in the live registry while alive.
+pub(crate) struct LiveGuard {
+    live: Arc<Mutex<Live>>,
+    node: NodeId,
+    id: u64,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.live.lock()
+            && let Some(v) = m.get_mut(&self.node)
+        {
+            v.retain(|(id, _)| *id != self.id);
+            if v.is_empty() {
+                m.remove(&self.node);
+            }
+        }
     }
 }
 

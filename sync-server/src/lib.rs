@@ -10,6 +10,11 @@
 //! - [`client`] holds what a node needs to connect: a client config pinning the CA.
 //! - [`wire`] holds length-prefixed frames on QUIC streams.
 //! - [`db`] holds the SQLite database: opening, stores.
+//! - [`trust`] holds enrollment codes, enrolled nodes and their certificates.
+//! - [`ca`] holds CSR checks and the signing of node certificates.
+//! - [`audit`] holds the security audit log.
+//! - `users`, `storedoc`, `watch` (private): users and roles, head office's writes to
+//!   the store documents, the watcher of other processes' writes.
 //! - [`projection`] holds facts received, as rows for reports.
 //! - [`report`] holds the chain sales report.
 //! - `hub`, `host`, `catalog`, `quic` (private): shared state, the server's document
@@ -17,6 +22,8 @@
 //! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
 
 pub mod admin;
+pub mod audit;
+pub mod ca;
 pub mod client;
 pub mod config;
 pub mod db;
@@ -26,14 +33,19 @@ pub mod projection;
 pub mod report;
 pub mod server;
 pub mod tls;
+pub mod trust;
 pub mod wire;
 
 mod catalog;
 mod host;
 mod hub;
 mod quic;
+mod storedoc;
+mod users;
+mod watch;
 
 pub use admin::{EnrollmentCode, NewUser, NodeInfo, ServerOptions, UserInfo, UserPatch};
+pub use audit::{Actor, AuditEntry, AuditQuery};
 pub use catalog::validate_product;
 pub use error::ServerError;
 pub use report::{SalesReport, StoreReport, Totals};

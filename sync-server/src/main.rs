@@ -2,8 +2,9 @@
 //! library.
 
 use anyhow::Context;
-use caja_sync_server::SyncServer;
-use caja_sync_server::config::{Cli, Command, StoreCommand};
+use caja_shared::auth::secrets::Secret;
+use caja_sync_server::config::{Cli, Command, NodeCommand, StoreCommand, UserCommand};
+use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, admin, db};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -21,15 +22,73 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(args))
         }
         Command::Store {
-            command: StoreCommand::Add { code, name, data },
+            command:
+                StoreCommand::Add {
+                    code,
+                    name,
+                    ttl_hours,
+                    data,
+                },
         } => {
             require_server_dir(&data.data_dir)?;
-            let conn = caja_sync_server::db::open(&data.data_dir)
-                .with_context(|| format!("opening the database in {}", data.data_dir.display()))?;
-            let token = caja_sync_server::db::create_store(&conn, &code, &name)?;
-            println!("{token}");
+            let conn = open_db(&data.data_dir)?;
+            db::create_store(&conn, &code, &name)?;
+            caja_sync_server::audit::record(
+                &conn,
+                &caja_sync_server::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
+                    .store(&code)
+                    .by(&Actor::local()),
+            )?;
+            print_code(&conn, &code, ttl_hours)
+        }
+        Command::EnrollmentCode {
+            store,
+            ttl_hours,
+            data,
+        } => {
+            let conn = open_db(&data.data_dir)?;
+            print_code(&conn, &store, ttl_hours)
+        }
+        Command::Node {
+            command: NodeCommand::List(data),
+        } => {
+            let conn = open_db(&data.data_dir)?;
+            let fmt = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            };
+            println!("node\tstore\tenrolled\tcertificate expires\trevoked");
+            for n in caja_sync_server::trust::list_nodes(&conn)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    n.node,
+                    n.store,
+                    fmt(n.enrolled_at),
+                    fmt(n.cert_not_after),
+                    n.revoked_at.map(fmt).unwrap_or_else(|| "-".into())
+                );
+            }
             Ok(())
         }
+        Command::Node {
+            command: NodeCommand::Revoke { node, data },
+        } => {
+            let conn = open_db(&data.data_dir)?;
+            admin::revoke(&conn, &Actor::local(), &node)?;
+            println!("node {node} revoked; a running server disconnects it within a second");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    roles,
+                    stores,
+                    name,
+                    data,
+                },
+        } => user_add(&data.data_dir, username, roles, stores, name),
         Command::CaFingerprint(data) => {
             require_server_dir(&data.data_dir)?;
             std::fs::create_dir_all(&data.data_dir)
@@ -41,8 +100,77 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn open_db(dir: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    db::open(dir).with_context(|| format!("opening the database in {}", dir.display()))
+}
+
+/// Issues an enrollment code and prints it (first line) and its expiry (second line).
+fn print_code(
+    conn: &rusqlite::Connection,
+    store: &caja_shared::ids::StoreCode,
+    ttl_hours: u32,
+) -> anyhow::Result<()> {
+    let ttl = std::time::Duration::from_secs(u64::from(ttl_hours) * 3600);
+    let code = admin::issue_code(conn, &Actor::local(), store, ttl)?;
+    println!("{}", code.code.expose());
+    println!(
+        "expires {}",
+        code.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    eprintln!("give this one-time code to whoever enrolls the store's node (caja-node enroll --code ...)");
+    Ok(())
+}
+
+/// `caja-sync user add`: the password from the environment or stdin, never a flag.
+fn user_add(
+    dir: &std::path::Path,
+    username: String,
+    roles: Vec<String>,
+    stores: Vec<caja_shared::ids::StoreCode>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("CAJA_SYNC_PASSWORD") {
+        Ok(p) => Some(Secret::new(p)),
+        Err(_) => {
+            eprintln!("password for {username} (one line on standard input; empty for none):");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password")?;
+            let p = line.trim_end_matches(['\r', '\n']).to_string();
+            (!p.is_empty()).then(|| Secret::new(p))
+        }
+    };
+    let pin = std::env::var("CAJA_SYNC_PIN").ok().map(Secret::new);
+    // The currency the data dir was created with (a new one gets the serve default).
+    let currency = match db::setting(&open_db(dir)?, "currency")? {
+        Some(c) => c
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored currency {c:?}: {e:?}"))?,
+        None => caja_shared::money::Currency::GBP,
+    };
+    let server = match SyncServer::open(dir, currency) {
+        Err(ServerError::Locked(_)) => anyhow::bail!(
+            "a caja-sync server is running on {}: create users through its admin API instead (POST /v1/users)",
+            dir.display()
+        ),
+        other => other.with_context(|| format!("opening data dir {}", dir.display()))?,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let user = runtime.block_on(server.create_user(NewUser {
+        display_name: name.unwrap_or_else(|| username.clone()),
+        username,
+        password,
+        pin,
+        roles,
+        stores,
+    }))?;
+    println!("{}", user.id);
+    Ok(())
+}
+
 /// Says so on stderr when a command is about to create a new server data directory, so a
-/// typo in `--data-dir` does not silently hand out a token or fingerprint nothing uses.
+/// typo in `--data-dir` does not silently hand out a code or fingerprint nothing uses.
 /// (Creating one is legitimate: head office may add stores before the first `serve`.)
 fn require_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if !dir.join("ca.pem").is_file() && !dir.join(caja_sync_server::db::DB_FILE).is_file() {
@@ -55,7 +183,8 @@ fn require_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> {
-    let server = SyncServer::open(&args.data.data_dir, args.currency)
+    args.validate().map_err(anyhow::Error::msg)?;
+    let server = SyncServer::open_with(&args.data.data_dir, args.currency, args.options())
         .with_context(|| format!("opening data dir {}", args.data.data_dir.display()))?;
     let quic = std::net::UdpSocket::bind(args.listen_quic)
         .with_context(|| format!("binding QUIC on {}", args.listen_quic))?;

@@ -110,3 +110,14 @@ pub fn fact_count(conn: &Connection) -> Result<u64, ServerError> {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
+
+/// The stored JSON of one projected fact, or `None`.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn fact_body(conn: &Connection, id: &str) -> Result<Option<String>, ServerError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row("SELECT body FROM facts WHERE id = ?1", params![id], |r| r.get(0))
+        .optional()?)
+}

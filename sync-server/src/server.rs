@@ -1,7 +1,9 @@
 //! [`SyncServer`]: the library entry point the binary, the node's demo and the tests use.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use caja_shared::auth::TokenKeys;
 
 use caja_shared::docs::{DocId, Product};
 use caja_shared::ids::StoreCode;
@@ -25,6 +27,8 @@ struct Inner {
     hub: Hub,
     currency: Currency,
     tls: TlsMaterial,
+    keys: TokenKeys,
+    data_dir: PathBuf,
     /// Held while the server lives: one server per data directory.
     _lock: std::fs::File,
 }
@@ -58,14 +62,16 @@ pub struct CatalogSummary {
 
 impl SyncServer {
     /// Opens or creates the data dir: the SQLite database (`caja-sync.db`), the CA and the
-    /// server certificate (generated on first start, reused after). The currency is
-    /// recorded on first open; all report amounts are in it.
+    /// server certificate (generated on first start, reused after), and the admin API's
+    /// token signing key (`jwt.key`, Ed25519, mode 0600). The currency is recorded on first
+    /// open; all report amounts are in it. Stores without a `store/<store>` document get
+    /// one. Only one `SyncServer` may hold a data dir at a time (`serve.lock`).
     ///
     /// # Errors
     /// [`ServerError::Io`] / [`ServerError::Sqlite`] / [`ServerError::DocStore`] when the
     /// data dir or database cannot be opened; [`ServerError::Tls`] for unusable
     /// certificates; [`ServerError::CurrencyMismatch`] when the data dir was created for
-    /// another currency.
+    /// another currency; [`ServerError::Locked`] while another process holds the data dir.
     pub fn open(data_dir: &Path, currency: Currency) -> Result<SyncServer, ServerError> {
         Self::open_with(data_dir, currency, crate::admin::ServerOptions::default())
     }
@@ -79,9 +85,9 @@ impl SyncServer {
         currency: Currency,
         options: crate::admin::ServerOptions,
     ) -> Result<SyncServer, ServerError> {
-        let _ = options;
-        let conn = db::open(data_dir)?;
+        std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
         let lock = lock_data_dir(data_dir)?;
+        let conn = db::open(data_dir)?;
         match db::setting(&conn, "currency")? {
             Some(stored) if stored != currency.code() => {
                 return Err(ServerError::CurrencyMismatch {
@@ -92,15 +98,34 @@ impl SyncServer {
             Some(_) => {}
             None => db::set_setting(&conn, "currency", currency.code())?,
         }
-        let mut core = Core::new(conn, currency);
+        let mut core = Core::new(conn, currency)?;
         catalog::ensure(&mut core)?;
+        for store in crate::storedoc::missing(&core.conn)? {
+            crate::users::create_store_doc(&mut core, &store)?;
+        }
         let tls = TlsMaterial::load_or_create(data_dir)?;
+        let keys = TokenKeys::load_or_create(&data_dir.join(JWT_KEY_FILE))?;
         Ok(SyncServer(Arc::new(Inner {
-            hub: Hub::new(core),
+            hub: Hub::new(core, tls.authority.clone(), options),
             currency,
             tls,
+            keys,
+            data_dir: data_dir.to_path_buf(),
             _lock: lock,
         })))
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+
+    pub(crate) fn keys(&self) -> &TokenKeys {
+        &self.0.keys
+    }
+
+    /// The options the server was opened with.
+    pub fn options(&self) -> &crate::admin::ServerOptions {
+        &self.0.hub.options
     }
 
     /// Lowercase hex SHA-256 of the CA certificate DER: what a node pins.
@@ -115,7 +140,8 @@ impl SyncServer {
 
     /// Serves QUIC on `quic` and the admin HTTP API on `http` until `shutdown` is
     /// cancelled, then closes connections gracefully (each saves its sync states) and
-    /// returns. If the HTTP server fails, QUIC stops too.
+    /// returns. If the HTTP server fails, QUIC stops too. Meanwhile a watcher notices
+    /// nodes revoked and stores added by `caja-sync` commands on the same data dir.
     ///
     /// # Errors
     /// [`ServerError::Tls`] / [`ServerError::Quic`] if the QUIC endpoint cannot start;
@@ -137,34 +163,70 @@ impl SyncServer {
         )
         .map_err(|e| ServerError::Quic(e.to_string()))?;
         let stop = shutdown.child_token();
-        let router = http::router(self.clone());
+        let (router, trims) = http::router_with_limits(self.clone());
         let http_task = {
             let stop = stop.clone();
             async move {
-                let r = axum::serve(http, router)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .await;
+                let r = axum::serve(
+                    http,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await;
                 stop.cancel();
                 r
             }
         };
+        let watch_task = crate::watch::run(
+            self.0.hub.clone(),
+            self.0.data_dir.join(db::DB_FILE),
+            trims,
+            stop.clone(),
+        );
         let quic_task = quic::run(self.0.hub.clone(), endpoint, stop);
-        let (result, ()) = tokio::join!(http_task, quic_task);
+        let (result, (), ()) = tokio::join!(http_task, quic_task, watch_task);
         result.map_err(ServerError::Http)
     }
 
-    /// Registers a store. Its node enrolls with a code from
-    /// [`SyncServer::enrollment_code`].
+    /// Registers a store and creates its `store/<store>` document (genesis and the chain's
+    /// custom roles). Its node enrolls with a code from [`SyncServer::enrollment_code`].
     ///
     /// # Errors
     /// [`ServerError::StoreExists`] if the code is taken; [`ServerError::Invalid`] for a
     /// bad name; [`ServerError::Sqlite`].
     pub async fn create_store(&self, code: StoreCode, name: &str) -> Result<(), ServerError> {
+        self.create_store_as(&crate::audit::Actor::local(), code, name)
+            .await
+    }
+
+    /// [`SyncServer::create_store`] on behalf of `by` (recorded in the audit log).
+    ///
+    /// # Errors
+    /// As [`SyncServer::create_store`].
+    pub async fn create_store_as(
+        &self,
+        by: &crate::audit::Actor,
+        code: StoreCode,
+        name: &str,
+    ) -> Result<(), ServerError> {
         let name = name.to_string();
+        let by = by.clone();
+        let store = code.clone();
         self.0
             .hub
-            .with_core(move |core| db::create_store(&core.conn, &code, &name).map(|_| ()))
-            .await?
+            .with_core(move |core| {
+                db::create_store(&core.conn, &code, &name)?;
+                crate::audit::record(
+                    &core.conn,
+                    &crate::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
+                        .store(&code)
+                        .by(&by),
+                )?;
+                crate::users::create_store_doc(core, &code)
+            })
+            .await??;
+        self.0.hub.changed(DocId::Store { store });
+        Ok(())
     }
 
     /// Every registered store with its last contact, projected facts and whether a node
@@ -282,6 +344,9 @@ impl SyncServer {
     }
 }
 
+/// File name of the admin API's token signing key inside the data dir.
+pub const JWT_KEY_FILE: &str = "jwt.key";
+
 /// Takes an exclusive advisory lock on `DIR/serve.lock` for the life of the server, so two
 /// servers never run on one data directory.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
@@ -292,10 +357,7 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
     })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Io {
-            path,
-            source: std::io::Error::other("another caja-sync server is already using this data directory"),
-        }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked(path)),
         Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Io { path, source }),
     }
 }

@@ -6,7 +6,9 @@
 //! `localhost` and the IP 127.0.0.1, and writes `ca.pem`, `ca.key.pem`, `server.pem` and
 //! `server.key.pem` into the data dir (keys with mode 0600 on Unix). Later starts reuse
 //! them, so the CA fingerprint nodes pin stays the same. Nodes pin the SHA-256 of the CA
-//! certificate ([`fingerprint`]); see [`crate::client`].
+//! certificate ([`fingerprint`]); see [`crate::client`]. The CA also signs the nodes'
+//! client and LAN certificates ([`crate::ca`]), and the QUIC server asks every connection
+//! for a client certificate issued by it (mutual TLS).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct TlsMaterial {
     pub chain: Vec<CertificateDer<'static>>,
     /// The server certificate's private key.
     pub key: PrivateKeyDer<'static>,
+    /// The CA as an issuer of node certificates.
+    pub(crate) authority: Arc<crate::ca::Authority>,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -181,6 +185,14 @@ impl TlsMaterial {
         };
         let ca = cert(&ca_pem)?;
         let server = cert(&srv_pem)?;
+        let ca_key_text = read_text(&ca_key_pem)?;
+        let ca_key = KeyPair::from_pem(&ca_key_text).map_err(|_| TlsError::BadPem {
+            path: ca_key_pem.clone(),
+            what: "private key",
+        })?;
+        // The issuer is read from the stored CA certificate itself (its exact subject and
+        // key identifier), so issued certificates chain to it byte for byte.
+        let issuer = Issuer::from_ca_cert_der(&ca, ca_key)?;
         let key = PrivateKeyDer::from_pem_slice(read_text(&srv_key_pem)?.as_bytes()).map_err(|_| {
             TlsError::BadPem {
                 path: srv_key_pem.clone(),
@@ -189,6 +201,7 @@ impl TlsMaterial {
         })?;
         Ok(TlsMaterial {
             chain: vec![server, ca.clone()],
+            authority: Arc::new(crate::ca::Authority::new(issuer, ca.clone())),
             ca,
             key,
         })
@@ -200,15 +213,28 @@ impl TlsMaterial {
     }
 
     /// The QUIC server configuration: TLS 1.3 with the ring provider, ALPN
-    /// `caja-sync/1`, no client certificates (nodes authenticate with a token in Hello),
-    /// idle timeout 30 s, at most 4 concurrent bidirectional streams per connection.
+    /// `caja-sync/1`, client certificates verified against this CA by rustls' WebPKI
+    /// verifier (EKU clientAuth, validity, signature), idle timeout 30 s, at most 4
+    /// concurrent bidirectional streams per connection.
+    ///
+    /// A client certificate is optional at the TLS layer (`allow_unauthenticated`),
+    /// because a node that enrolls has none yet; a connection without one may only send
+    /// `Enroll` (the QUIC layer enforces that). A certificate that does not chain to this
+    /// CA fails the handshake.
     ///
     /// # Errors
     /// [`TlsError::Rustls`] if the key does not match the certificate.
     pub fn quic_server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.clone())?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Quic(format!("client certificate verifier: {e}")))?;
         let mut tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         tls.alpn_protocols = vec![caja_shared::protocol::ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)

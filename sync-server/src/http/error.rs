@@ -31,6 +31,9 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong with this request.
     pub detail: String,
+    /// The request field that is wrong, for validation problems (`invalid-input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Every client-visible outcome of the admin API that is not a success.
@@ -45,8 +48,33 @@ pub enum ApiError {
     /// The resource already exists.
     #[error("{0}")]
     Conflict(String),
+    /// One field is invalid (422 `invalid-input`, with the field named).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The access token is missing or refused (401, the token error's slug).
+    #[error("{0}")]
+    Token(caja_shared::auth::TokenError),
+    /// Login or refresh refused (401 with this slug: `login-failed`, `refresh-reused`, …).
+    #[error("{detail}")]
+    Unauthenticated {
+        /// Problem slug.
+        slug: &'static str,
+        /// What happened (never whether a username exists).
+        detail: String,
+    },
+    /// The user lacks the permission the route needs (403 `forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests from this address (429 `rate-limited`, `Retry-After`).
+    #[error("too many requests from this address; retry in {0} s")]
+    RateLimited(u64),
     /// The body is larger than the limit (1 MiB).
-    #[error("request body exceeds the 1 MiB limit")]
+    #[error("request body exceeds the size limit")]
     PayloadTooLarge,
     /// The body is not JSON (`Content-Type` must be `application/json`).
     #[error("{0}")]
@@ -63,7 +91,11 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         404 => ("not-found", "Not found"),
         405 => ("method-not-allowed", "Method not allowed"),
         408 => ("timeout", "Request timeout"),
+        401 => ("unauthorized", "Unauthorized"),
+        403 => ("forbidden", "Forbidden"),
         409 => ("conflict", "Conflict"),
+        422 => ("invalid-input", "Invalid input"),
+        429 => ("rate-limited", "Too many requests"),
         413 => ("payload-too-large", "Payload too large"),
         415 => ("unsupported-media-type", "Unsupported media type"),
         503 => ("unavailable", "Service unavailable"),
@@ -74,12 +106,24 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
 
 /// Builds a problem response.
 pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let (slug, title) = kind_of(status);
+    let (slug, _) = kind_of(status);
+    problem_with(status, slug, detail, None)
+}
+
+/// Builds a problem response with an explicit slug and optional field.
+pub fn problem_with(
+    status: StatusCode,
+    slug: &str,
+    detail: impl Into<String>,
+    field: Option<&str>,
+) -> Response {
+    let (_, title) = kind_of(status);
     let body = Problem {
         kind: format!("https://caja.dev/problems/{slug}"),
         title: title.to_string(),
         status: status.as_u16(),
         detail: detail.into(),
+        field: field.map(str::to_string),
     };
     let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut()
@@ -87,17 +131,64 @@ pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     res
 }
 
+/// The `WWW-Authenticate` value of a 401 (RFC 6750 section 3: no error code when no
+/// credentials were sent at all).
+fn www_authenticate(missing: bool) -> HeaderValue {
+    if missing {
+        HeaderValue::from_static(r#"Bearer realm="caja-sync""#)
+    } else {
+        HeaderValue::from_static(r#"Bearer realm="caja-sync", error="invalid_token""#)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let detail = self.to_string();
+        match self {
+            ApiError::Invalid { field, .. } => {
+                return problem_with(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-input",
+                    detail,
+                    Some(field),
+                );
+            }
+            ApiError::Token(e) => {
+                let mut res = problem_with(StatusCode::UNAUTHORIZED, e.slug(), detail, None);
+                let missing = e == caja_shared::auth::TokenError::Missing;
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, www_authenticate(missing));
+                return res;
+            }
+            ApiError::Unauthenticated { slug, .. } => {
+                let mut res = problem_with(StatusCode::UNAUTHORIZED, slug, detail, None);
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, www_authenticate(false));
+                return res;
+            }
+            ApiError::RateLimited(secs) => {
+                let mut res = problem(StatusCode::TOO_MANY_REQUESTS, detail);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
+            _ => {}
+        }
         let status = match &self {
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Invalid { .. }
+            | ApiError::Token(_)
+            | ApiError::Unauthenticated { .. }
+            | ApiError::RateLimited(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        problem(status, self.to_string())
+        problem(status, detail)
     }
 }
 
@@ -107,6 +198,9 @@ impl From<ServerError> for ApiError {
             ServerError::Invalid(m) => ApiError::BadRequest(m),
             ServerError::StoreExists(c) => ApiError::Conflict(format!("store {c} already exists")),
             ServerError::UnknownStore(c) => ApiError::NotFound(format!("store {c} does not exist")),
+            ServerError::InvalidField { field, reason } => ApiError::Invalid { field, reason },
+            ServerError::Conflict(m) => ApiError::Conflict(m),
+            ServerError::NotFound(m) => ApiError::NotFound(m),
             other => {
                 tracing::error!(error = %other, "admin API request failed");
                 ApiError::Internal
@@ -178,8 +272,8 @@ pub async fn problemize(res: Response) -> Response {
         return res;
     }
     let detail = match status.as_u16() {
-        413 => "request body exceeds the 1 MiB limit".to_string(),
-        408 => "the request took longer than 30 s".to_string(),
+        413 => "request body exceeds the size limit".to_string(),
+        408 => "the request took too long".to_string(),
         s if s >= 500 => {
             tracing::error!(status = s, "admin API request failed outside a handler");
             "internal error".to_string()

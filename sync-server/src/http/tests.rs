@@ -1,42 +1,123 @@
 //! Admin API tests through the router with `tower::ServiceExt::oneshot`.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
+use caja_shared::auth::secrets::Secret;
+use caja_shared::auth::tokens::{
+    AccessClaims, HQ_STORE, NODE_AUDIENCE, SERVER_AUDIENCE, TokenKeys, now_secs,
+};
+use caja_shared::auth::{Permission, TokenError};
 use caja_shared::money::Currency;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use super::access::{Access, table};
 use super::router;
-use crate::SyncServer;
+use crate::{NewUser, ServerOptions, SyncServer, UserPatch};
+
+const PASSWORD: &str = "correct horse battery";
 
 struct App {
     server: SyncServer,
-    _dir: tempfile::TempDir,
+    router: Router,
+    token: String,
+    dir: tempfile::TempDir,
 }
 
-fn app() -> App {
+fn options() -> ServerOptions {
+    ServerOptions {
+        logins_per_minute: 10_000,
+        requests_per_second: 10_000,
+        ..ServerOptions::default()
+    }
+}
+
+async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let server = SyncServer::open(dir.path(), Currency::GBP).unwrap();
-    App { server, _dir: dir }
+    let server = SyncServer::open_with(dir.path(), Currency::GBP, options()).unwrap();
+    let router = router(server.clone());
+    let mut app = App {
+        server,
+        router,
+        token: String::new(),
+        dir,
+    };
+    app.user("root", &["admin"]).await;
+    app.token = app.login("root").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app
 }
 
 impl App {
-    async fn call(&self, method: &str, uri: &str, body: Option<Body>) -> Response {
+    async fn user(&self, name: &str, roles: &[&str]) -> String {
+        self.server
+            .create_user(NewUser {
+                username: name.into(),
+                display_name: name.into(),
+                password: Some(Secret::new(PASSWORD)),
+                pin: None,
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                stores: vec![],
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn login(&self, name: &str) -> Value {
+        let (s, v, _) = self
+            .send(
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"username": name, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn raw(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Body>) -> Response {
         let mut req = Request::builder().method(method).uri(uri);
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(body.unwrap_or_else(Body::empty)).unwrap();
-        router(self.server.clone()).oneshot(req).await.unwrap()
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = req.body(body.unwrap_or_else(Body::empty)).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
+        let body = body.map(|b| Body::from(serde_json::to_vec(&b).unwrap()));
+        read(self.raw(method, uri, token, body).await).await
+    }
+
+    /// As the admin.
+    async fn call(&self, method: &str, uri: &str, body: Option<Body>) -> Response {
+        self.raw(method, uri, Some(&self.token), body).await
     }
 
     async fn json(&self, method: &str, uri: &str, body: Value) -> (StatusCode, Value, String) {
-        let res = self
-            .call(method, uri, Some(Body::from(serde_json::to_vec(&body).unwrap())))
-            .await;
-        read(res).await
+        self.send(method, uri, Some(&self.token), Some(body)).await
     }
 }
 
@@ -55,7 +136,11 @@ async fn read(res: Response) -> (StatusCode, Value, String) {
 fn assert_problem(status: StatusCode, body: &Value, ct: &str, expected: StatusCode, slug: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(ct, "application/problem+json");
-    assert_eq!(body["type"], format!("https://caja.dev/problems/{slug}"));
+    assert_eq!(
+        body["type"],
+        format!("https://caja.dev/problems/{slug}"),
+        "{body}"
+    );
     assert_eq!(body["status"], expected.as_u16());
     assert!(body["title"].is_string());
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
@@ -63,7 +148,7 @@ fn assert_problem(status: StatusCode, body: &Value, ct: &str, expected: StatusCo
 
 #[tokio::test]
 async fn creates_stores_refuses_duplicates_and_bad_codes() {
-    let app = app();
+    let app = app().await;
     let (s, v, _) = app
         .json(
             "POST",
@@ -73,8 +158,21 @@ async fn creates_stores_refuses_duplicates_and_bad_codes() {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(v["code"], "uk");
-    assert_eq!(v["name"], "United Kingdom");
-    assert_eq!(v["token"].as_str().unwrap().len(), 64);
+    assert_eq!(v, json!({"code": "uk", "name": "United Kingdom"}));
+    let (s, v, _) = app
+        .json("POST", "/v1/stores/uk/enrollment-codes", json!({"ttl_hours": 2}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["code"].as_str().unwrap().len(), 23);
+    let (s, v, ct) = app
+        .json("POST", "/v1/stores/nope/enrollment-codes", json!({}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
+    let (s, v, ct) = app
+        .json("POST", "/v1/stores/uk/enrollment-codes", json!({"ttl_hours": 0}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "ttl_hours");
 
     let (s, v, ct) = app
         .json("POST", "/v1/stores", json!({"code": "uk", "name": "Again"}))
@@ -97,7 +195,7 @@ async fn creates_stores_refuses_duplicates_and_bad_codes() {
 
 #[tokio::test]
 async fn product_put_validates_and_reads_back() {
-    let app = app();
+    let app = app().await;
     let (s, v, _) = app
         .json(
             "PUT",
@@ -181,7 +279,7 @@ async fn product_put_validates_and_reads_back() {
 
 #[tokio::test]
 async fn batch_writes_all_or_nothing_and_catalog_counts() {
-    let app = app();
+    let app = app().await;
     let (_, before, _) = read(app.call("GET", "/v1/catalog", None).await).await;
     assert_eq!(before["products"], 0);
     let (s, v, _) = app
@@ -210,7 +308,7 @@ async fn batch_writes_all_or_nothing_and_catalog_counts() {
 
 #[tokio::test]
 async fn report_dates_are_checked() {
-    let app = app();
+    let app = app().await;
     let (s, v, _) = read(app.call("GET", "/v1/reports/sales", None).await).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["currency"], "GBP");
@@ -229,7 +327,7 @@ async fn report_dates_are_checked() {
 
 #[tokio::test]
 async fn health_openapi_and_unknown_routes() {
-    let app = app();
+    let app = app().await;
     assert_eq!(
         app.call("GET", "/health/live", None).await.status(),
         StatusCode::OK
@@ -244,17 +342,561 @@ async fn health_openapi_and_unknown_routes() {
     assert_problem(s, &v, &ct, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
     let (s, v, _) = read(app.call("GET", "/openapi.json", None).await).await;
     assert_eq!(s, StatusCode::OK);
+    // Every route of the table is documented with its method, protected ones with the
+    // bearer scheme; nothing else is documented.
     let paths = v["paths"].as_object().unwrap();
-    for p in [
-        "/v1/stores",
-        "/v1/products/{sku}",
-        "/v1/products:batch",
-        "/v1/catalog",
-        "/v1/reports/sales",
-        "/health/live",
-        "/health/ready",
-        "/openapi.json",
-    ] {
-        assert!(paths.contains_key(p), "openapi lacks {p}");
+    let mut documented = 0;
+    for spec in table() {
+        let op = &paths[spec.path][spec.method.as_str().to_lowercase()];
+        assert!(op.is_object(), "openapi lacks {} {}", spec.method, spec.path);
+        documented += 1;
+        let secured = op["security"].is_array();
+        assert_eq!(
+            secured,
+            spec.access != Access::Public,
+            "{} {}",
+            spec.method,
+            spec.path
+        );
     }
+    let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(ops, documented);
+}
+
+/// The access every route must have: reviewed by hand. A route added to the table
+/// without a line here fails `the_route_table_is_the_reviewed_one`.
+const EXPECTED: &[(&str, &str, &str)] = &[
+    ("GET", "/health/live", "public"),
+    ("GET", "/health/ready", "public"),
+    ("GET", "/openapi.json", "public"),
+    ("POST", "/v1/auth/login", "public"),
+    ("POST", "/v1/auth/refresh", "public"),
+    ("POST", "/v1/auth/logout", "authenticated"),
+    ("GET", "/v1/auth/me", "authenticated"),
+    ("POST", "/v1/stores", "store.manage"),
+    ("GET", "/v1/stores", "report.read"),
+    ("POST", "/v1/stores/{code}/enrollment-codes", "store.manage"),
+    ("PUT", "/v1/products/{sku}", "catalog.write"),
+    ("GET", "/v1/products/{sku}", "catalog.read"),
+    ("POST", "/v1/products:batch", "catalog.write"),
+    ("GET", "/v1/catalog", "catalog.read"),
+    ("GET", "/v1/reports/sales", "report.read"),
+    ("GET", "/v1/facts/{id}", "report.read"),
+    ("POST", "/v1/users", "user.manage"),
+    ("GET", "/v1/users", "user.manage"),
+    ("GET", "/v1/users/{id}", "user.manage"),
+    ("PATCH", "/v1/users/{id}", "user.manage"),
+    ("POST", "/v1/users/{id}/revoke-sessions", "user.manage"),
+    ("GET", "/v1/roles", "user.manage"),
+    ("PUT", "/v1/roles/{name}", "user.manage"),
+    ("DELETE", "/v1/roles/{name}", "user.manage"),
+    ("GET", "/v1/nodes", "node.manage"),
+    ("POST", "/v1/nodes/{id}/revoke", "node.manage"),
+    ("GET", "/v1/audit", "audit.read"),
+];
+
+fn access_name(a: Access) -> String {
+    match a {
+        Access::Public => "public".into(),
+        Access::Authenticated => "authenticated".into(),
+        Access::Permission(p) => p.name().into(),
+    }
+}
+
+#[test]
+fn the_route_table_is_the_reviewed_one() {
+    let got: Vec<(String, String, String)> = table()
+        .into_iter()
+        .map(|s| (s.method.to_string(), s.path.to_string(), access_name(s.access)))
+        .collect();
+    let want: Vec<(String, String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p, a)| (m.to_string(), p.to_string(), a.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A concrete URI for a route path.
+fn concrete(path: &str) -> String {
+    path.replace("{sku}", "NO-SUCH-SKU")
+        .replace("{code}", "nosuchstore")
+        .replace("{id}", "01900000-0000-7000-8000-000000000000")
+        .replace("{name}", "ghost-role")
+}
+
+#[tokio::test]
+async fn permission_matrix_from_the_route_table() {
+    let app = app().await;
+    app.server
+        .define_role("auditor", [Permission::ReportRead].into())
+        .await
+        .unwrap();
+    let mut principals: Vec<(&str, Option<BTreeSet<Permission>>)> = vec![("anonymous", None)];
+    for (name, roles) in [
+        ("cashier", vec!["cashier"]),
+        ("manager", vec!["manager"]),
+        ("admin", vec!["admin"]),
+        ("auditor", vec!["auditor"]),
+    ] {
+        app.user(&format!("m-{name}"), &roles).await;
+        let mut t = caja_shared::auth::RoleTable::new();
+        t.define("auditor", [Permission::ReportRead].into()).unwrap();
+        principals.push((name, Some(t.permissions(&roles))));
+    }
+    let mut tokens = std::collections::HashMap::new();
+    let mut checked = 0;
+    // Logout last: it revokes the token it is called with.
+    let mut specs = table();
+    specs.sort_by_key(|s| s.path == "/v1/auth/logout");
+    for spec in specs {
+        for (name, perms) in &principals {
+            let token = match perms {
+                None => None,
+                Some(_) => {
+                    if !tokens.contains_key(name) {
+                        let v = app.login(&format!("m-{name}")).await;
+                        tokens.insert(*name, v["access_token"].as_str().unwrap().to_string());
+                    }
+                    Some(tokens[name].clone())
+                }
+            };
+            let body = matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH").then(|| json!({}));
+            let (s, v, _) = app
+                .send(spec.method.as_str(), &concrete(spec.path), token.as_deref(), body)
+                .await;
+            let expected = match (spec.access, perms) {
+                (Access::Public, _) => None,
+                (_, None) => Some((StatusCode::UNAUTHORIZED, "token-missing")),
+                (Access::Authenticated, Some(_)) => None,
+                (Access::Permission(p), Some(have)) if have.contains(&p) => None,
+                (Access::Permission(_), Some(_)) => Some((StatusCode::FORBIDDEN, "forbidden")),
+            };
+            let what = format!("{} {} as {name}: {s} {v}", spec.method, spec.path);
+            match expected {
+                Some((status, slug)) => {
+                    assert_eq!(s, status, "{what}");
+                    assert_eq!(v["type"], format!("https://caja.dev/problems/{slug}"), "{what}");
+                    if let Access::Permission(p) = spec.access
+                        && status == StatusCode::FORBIDDEN
+                    {
+                        assert!(v["detail"].as_str().unwrap().contains(p.name()), "{what}");
+                    }
+                }
+                None => assert!(
+                    s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && !s.is_server_error(),
+                    "{what}"
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, EXPECTED.len() * 5);
+}
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+#[tokio::test]
+async fn token_attacks_are_refused_with_their_problem_type() {
+    let app = app().await;
+    let keys = TokenKeys::from_pkcs8(&std::fs::read(app.dir.path().join("jwt.key")).unwrap()).unwrap();
+    let me = app.send("GET", "/v1/auth/me", Some(&app.token), None).await;
+    assert_eq!(me.0, StatusCode::OK, "{}", me.1);
+    let root_id = me.1["user"]["id"].as_str().unwrap().to_string();
+    let now = now_secs();
+    let claims = |f: &dyn Fn(&mut AccessClaims)| {
+        let mut c = AccessClaims {
+            iss: "caja-sync".into(),
+            aud: SERVER_AUDIENCE.into(),
+            sub: root_id.clone(),
+            name: "root".into(),
+            store: HQ_STORE.into(),
+            roles: vec!["admin".into()],
+            jti: uuid::Uuid::now_v7().to_string(),
+            fam: uuid::Uuid::now_v7().to_string(),
+            term: None,
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+        };
+        f(&mut c);
+        c
+    };
+    let good = keys.issue(&claims(&|_| {})).unwrap();
+    assert_eq!(
+        app.send("GET", "/v1/auth/me", Some(&good), None).await.0,
+        StatusCode::OK
+    );
+    let payload = b64(&serde_json::to_vec(&claims(&|_| {})).unwrap());
+    let none = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(&|_| {}),
+        &jsonwebtoken::EncodingKey::from_secret(keys.public_key()).unwrap(),
+    )
+    .unwrap();
+    let (other, _) = TokenKeys::generate().unwrap();
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut raised = claims(&|_| {});
+    raised.roles = vec!["admin".into(), "root".into()];
+    raised.exp = now + 86_400;
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(&serde_json::to_vec(&raised).unwrap()),
+        parts[2]
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("alg none", none, "token-algorithm"),
+        ("HS256 keyed with the public key", hs256, "token-algorithm"),
+        (
+            "another key",
+            other.issue(&claims(&|_| {})).unwrap(),
+            "token-signature",
+        ),
+        ("tampered claims", tampered, "token-signature"),
+        (
+            "expired",
+            keys.issue(&claims(&|c| c.exp = now - 60)).unwrap(),
+            "token-expired",
+        ),
+        (
+            "not yet valid",
+            keys.issue(&claims(&|c| c.nbf = now + 600)).unwrap(),
+            "token-not-yet-valid",
+        ),
+        (
+            "issued in the future",
+            keys.issue(&claims(&|c| c.iat = now + 600)).unwrap(),
+            "token-not-yet-valid",
+        ),
+        (
+            "a store's token",
+            keys.issue(&claims(&|c| c.store = "uk".into())).unwrap(),
+            "token-wrong-store",
+        ),
+        (
+            "a node's token",
+            keys.issue(&claims(&|c| c.aud = NODE_AUDIENCE.into())).unwrap(),
+            "token-audience",
+        ),
+        (
+            "unknown user",
+            keys.issue(&claims(&|c| c.sub = "ghost".into())).unwrap(),
+            "user-disabled",
+        ),
+        ("garbage", "abc.def".into(), "token-malformed"),
+    ];
+    for (what, token, slug) in cases {
+        let res = app.raw("GET", "/v1/auth/me", Some(&token), None).await;
+        let www = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (s, v, ct) = read(res).await;
+        assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, slug);
+        assert!(www.contains(r#"error="invalid_token""#), "{what}: {www}");
+    }
+    let res = app.raw("GET", "/v1/auth/me", None, None).await;
+    assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="caja-sync""#
+    );
+    let (s, v, ct) = read(res).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-missing");
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(""), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-malformed");
+
+    // Logout revokes the access token (its jti) and the session.
+    let login = app.login("root").await;
+    let (access, refresh) = (
+        login["access_token"].as_str().unwrap().to_string(),
+        login["refresh_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        app.send("POST", "/v1/auth/logout", Some(&access), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&access), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
+    let (s, v, ct) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-revoked");
+
+    // A refresh token used twice revokes its whole family.
+    let login = app.login("root").await;
+    let first = login["refresh_token"].as_str().unwrap().to_string();
+    let (s, rotated, _) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": first})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["token_type"], "Bearer");
+    let second = rotated["refresh_token"].as_str().unwrap().to_string();
+    let second_access = rotated["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.send("GET", "/v1/auth/me", Some(&second_access), None).await.0,
+        StatusCode::OK
+    );
+    let (s, v, ct) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": first})),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-reused");
+    let (s, v, ct) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": second})),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-revoked");
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&second_access), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
+    let (s, v, ct) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": "0".repeat(64)})),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-unknown");
+
+    let audit: Vec<String> = app
+        .server
+        .audit(Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for k in ["login.succeeded", "logout", "session.refresh_reused"] {
+        assert!(audit.iter().any(|a| a == k), "{k}: {audit:?}");
+    }
+    assert_eq!(TokenError::Missing.slug(), "token-missing");
+}
+
+#[tokio::test]
+async fn logins_roles_and_disabled_users_take_effect_at_once() {
+    let app = app().await;
+    let id = app.user("mo", &["manager"]).await;
+    // Wrong password and unknown user get the same answer.
+    let wrong = app
+        .send(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "mo", "password": "wrong password!"})),
+        )
+        .await;
+    let unknown = app
+        .send(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "wrong password!"})),
+        )
+        .await;
+    assert_problem(
+        wrong.0,
+        &wrong.1,
+        &wrong.2,
+        StatusCode::UNAUTHORIZED,
+        "login-failed",
+    );
+    assert_eq!(wrong.1, unknown.1);
+    let login = app.login("mo").await;
+    assert_eq!(login["user"]["roles"], json!(["manager"]));
+    assert_eq!(login["expires_in"], 900);
+    let token = login["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.send("GET", "/v1/reports/sales", Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    // A role taken away works at once, without a new login.
+    app.server
+        .update_user(
+            &id,
+            UserPatch {
+                roles: Some(vec!["cashier".into()]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (s, v, ct) = app.send("GET", "/v1/reports/sales", Some(&token), None).await;
+    assert_problem(s, &v, &ct, StatusCode::FORBIDDEN, "forbidden");
+    assert!(v["detail"].as_str().unwrap().contains("report.read"));
+    // A role given needs a new login (the token carries the roles it was issued with).
+    app.server
+        .update_user(
+            &id,
+            UserPatch {
+                roles: Some(vec!["manager".into()]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.send("GET", "/v1/reports/sales", Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    // Disabled: tokens refused, login refused.
+    app.server
+        .update_user(
+            &id,
+            UserPatch {
+                disabled: Some(true),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&token), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "user-disabled");
+    let (s, v, ct) = app
+        .send(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "mo", "password": PASSWORD})),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "user-disabled");
+    // Signed out everywhere: older tokens refused.
+    app.server
+        .update_user(
+            &id,
+            UserPatch {
+                disabled: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let fresh = app.login("mo").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, _, _) = app
+        .send(
+            "POST",
+            &format!("/v1/users/{id}/revoke-sessions"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&fresh), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
+}
+
+#[tokio::test]
+async fn users_and_roles_over_http_validate_every_field() {
+    let app = app().await;
+    app.json("POST", "/v1/stores", json!({"code": "a", "name": "A"}))
+        .await;
+    let good = json!({"username": "ana", "password": PASSWORD, "pin": "4821", "roles": ["cashier"], "stores": ["a"]});
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    for (body, field) in [
+        (with("username", json!("Ana Lopez")), "username"),
+        (with("password", json!("short")), "password"),
+        (with("pin", json!("12")), "pin"),
+        (with("roles", json!(["emperor"])), "roles"),
+        (with("roles", json!([])), "roles"),
+        (with("stores", json!(["Not A Code"])), "stores"),
+        (with("stores", json!(["zz"])), "stores"),
+        (with("display_name", json!("")), "display_name"),
+    ] {
+        let (s, v, ct) = app.json("POST", "/v1/users", body).await;
+        assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+        assert_eq!(v["field"], field, "{v}");
+        assert!(!v.to_string().contains(PASSWORD));
+    }
+    let (s, v, ct) = app
+        .json("POST", "/v1/users", with("role", json!(["cashier"])))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    let (s, v, _) = app.json("POST", "/v1/users", good.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["has_pin"], true);
+    assert!(v.get("password_hash").is_none() && v.get("pin_hash").is_none());
+    let id = v["id"].as_str().unwrap().to_string();
+    let (s, v, ct) = app.json("POST", "/v1/users", good).await;
+    assert_problem(s, &v, &ct, StatusCode::CONFLICT, "conflict");
+    let (s, v, _) = app
+        .json(
+            "PATCH",
+            &format!("/v1/users/{id}"),
+            json!({"display_name": "Ana L."}),
+        )
+        .await;
+    assert_eq!((s, v["display_name"].as_str()), (StatusCode::OK, Some("Ana L.")));
+    let (s, v, ct) = app.json("PATCH", "/v1/users/nope", json!({})).await;
+    assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
+    let (s, v, _) = read(app.call("GET", "/v1/users", None).await).await;
+    assert_eq!((s, v.as_array().unwrap().len()), (StatusCode::OK, 2));
+
+    let (s, v, ct) = app
+        .json("PUT", "/v1/roles/clerk", json!({"permissions": ["time.travel"]}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "permissions");
+    let (s, v, ct) = app
+        .json("PUT", "/v1/roles/admin", json!({"permissions": []}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "name");
+    let (s, v, _) = app
+        .json("PUT", "/v1/roles/clerk", json!({"permissions": ["stock.read"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.json("PATCH", &format!("/v1/users/{id}"), json!({"roles": ["clerk"]}))
+        .await;
+    let (s, v, ct) = read(app.call("DELETE", "/v1/roles/clerk", None).await).await;
+    assert_problem(s, &v, &ct, StatusCode::CONFLICT, "conflict");
+    app.json("PATCH", &format!("/v1/users/{id}"), json!({"roles": ["cashier"]}))
+        .await;
+    assert_eq!(
+        app.call("DELETE", "/v1/roles/clerk", None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (_, v, _) = read(app.call("GET", "/v1/roles", None).await).await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let (s, v, _) = read(app.call("GET", "/v1/audit?limit=500&from=2000-01-01", None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.as_array().unwrap().iter().any(|e| e["kind"] == "role.deleted"));
+    let (s, v, ct) = read(app.call("GET", "/v1/audit?from=yesterday", None).await).await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    let (s, _, _) = read(app.call("GET", "/v1/nodes", None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v, ct) = read(app.call("GET", "/v1/facts/nope", None).await).await;
+    assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
 }

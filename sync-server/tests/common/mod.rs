@@ -1,5 +1,6 @@
-//! Test harness: a server on loopback ports in a temp dir, and a minimal node (an
-//! in-memory document host driving `caja_shared::sync::Session` over the real wire).
+//! Test harness: a server on loopback ports in a temp dir, enrollment of test nodes
+//! (real CSRs, real certificates), and a minimal node (an in-memory document host driving
+//! `caja_shared::sync::Session` over mutual-TLS QUIC).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -16,8 +17,9 @@ use caja_shared::facts::Fact;
 use caja_shared::ids::{FactId, NodeId, StoreCode};
 use caja_shared::money::Currency;
 use caja_shared::protocol::Frame;
-use caja_shared::sync::{DocHost, Session};
-use caja_sync_server::{ServerError, SyncServer, client, wire};
+use caja_shared::sync::{DocHost, Session, SyncError};
+use caja_sync_server::client::ClientIdentity;
+use caja_sync_server::{ServerError, ServerOptions, SyncServer, client, wire};
 use chrono::NaiveDate;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +35,11 @@ pub struct Running {
 
 impl Running {
     pub async fn start(dir: &Path) -> Running {
-        let server = SyncServer::open(dir, Currency::GBP).unwrap();
+        Self::start_with(dir, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(dir: &Path, options: ServerOptions) -> Running {
+        let server = SyncServer::open_with(dir, Currency::GBP, options).unwrap();
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let quic = udp.local_addr().unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -125,10 +131,11 @@ impl DocHost for MemHost {
     fn generate(&mut self, doc: &DocId, state: &mut sync::State) -> Result<Option<Message>, String> {
         Ok(self.doc(doc)?.generate_sync_message(state))
     }
-    fn receive(&mut self, doc: &DocId, state: &mut sync::State, m: Message) -> Result<(), String> {
-        self.doc(doc)?
+    fn receive(&mut self, doc: &DocId, state: &mut sync::State, m: Message) -> Result<(), SyncError> {
+        self.doc(doc)
+            .map_err(SyncError::Host)?
             .receive_sync_message(state, m)
-            .map_err(|e| e.to_string())
+            .map_err(|e| SyncError::Host(e.to_string()))
     }
 }
 
@@ -156,11 +163,67 @@ pub fn ledger_with(facts: &[Fact]) -> (DocId, Automerge) {
     (doc, am)
 }
 
-/// A QUIC client endpoint trusting the CA with `fingerprint`.
-pub fn endpoint(fingerprint: &str) -> quinn::Endpoint {
+/// A QUIC client endpoint trusting the CA with `fingerprint`, presenting `identity`.
+pub fn endpoint(fingerprint: &str, identity: Option<&ClientIdentity>) -> quinn::Endpoint {
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    ep.set_default_client_config(client::client_config(fingerprint).unwrap());
+    ep.set_default_client_config(client::client_config(fingerprint, identity).unwrap());
     ep
+}
+
+/// An enrolled test node: its id, store, key and certificate.
+pub struct Enrolled {
+    pub node: NodeId,
+    pub store: StoreCode,
+    pub key_pem: caja_shared::auth::secrets::Secret,
+    pub certificate: Vec<u8>,
+    pub not_after: i64,
+}
+
+impl Enrolled {
+    pub fn identity(&self) -> ClientIdentity {
+        ClientIdentity::new(self.certificate.clone(), &self.key_pem).unwrap()
+    }
+
+    pub fn endpoint(&self, run: &Running) -> quinn::Endpoint {
+        endpoint(&run.server.ca_fingerprint(), Some(&self.identity()))
+    }
+
+    pub fn hello(&self) -> Frame {
+        Frame::Hello {
+            node: self.node,
+            store: self.store.clone(),
+            docs: vec![],
+        }
+    }
+}
+
+/// Registers `store` if needed and enrolls a node for it with a fresh code.
+pub async fn enroll(run: &Running, store: &str) -> Enrolled {
+    let code: StoreCode = store.parse().unwrap();
+    let _ = run.server.create_store(code.clone(), store).await;
+    let issued = run
+        .server
+        .enrollment_code(&code, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let key = client::node_csr().unwrap();
+    let e = client::enroll(
+        &run.quic.to_string(),
+        &run.server.ca_fingerprint(),
+        issued.code,
+        key.csr_der,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(e.store, code);
+    Enrolled {
+        node: e.node,
+        store: e.store,
+        key_pem: key.key_pem,
+        certificate: e.certificate,
+        not_after: e.not_after,
+    }
 }
 
 /// Connects and opens the sync stream.
@@ -207,18 +270,17 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(run: &Running, store: &str, token: &str, host: MemHost) -> Node {
-        let ep = endpoint(&run.server.ca_fingerprint());
+    pub async fn start(run: &Running, me: &Enrolled, host: MemHost) -> Node {
+        let ep = me.endpoint(run);
         let (conn, mut send, mut recv) = connect(&ep, run.quic).await;
         let host = Arc::new(Mutex::new(host));
-        let store: StoreCode = store.parse().unwrap();
-        let token = token.to_string();
+        let (node, store) = (me.node, me.store.clone());
         let task = tokio::spawn({
             let host = host.clone();
             async move {
                 let (mut session, hello) = {
                     let mut h = host.lock().unwrap();
-                    Session::client(&mut *h, NodeId::new(), store, token).map_err(|e| e.to_string())?
+                    Session::client(&mut *h, node, store).map_err(|e| e.to_string())?
                 };
                 wire::write_frame(&mut send, &hello)
                     .await
@@ -251,6 +313,10 @@ impl Node {
         self.host.lock().unwrap().heads_hex(&DocId::Catalog)
     }
 
+    pub fn doc_heads(&self, doc: &DocId) -> Vec<String> {
+        self.host.lock().unwrap().heads_hex(doc)
+    }
+
     pub fn product(&self, sku: &str) -> Option<caja_shared::docs::Product> {
         let h = self.host.lock().unwrap();
         h.docs
@@ -262,4 +328,30 @@ impl Node {
         self.conn.close(0u32.into(), b"bye");
         self.task.abort();
     }
+}
+
+/// The stored `store/<store>` document of a data dir, read from its database file.
+pub fn stored_store_doc(dir: &Path, store: &str) -> Option<Automerge> {
+    let conn = rusqlite::Connection::open(dir.join(caja_sync_server::db::DB_FILE)).unwrap();
+    caja_shared::docstore::load(
+        &conn,
+        &DocId::Store {
+            store: store.parse().unwrap(),
+        },
+    )
+    .unwrap()
+}
+
+/// The users of a stored store document, by username.
+pub fn staff(dir: &Path, store: &str) -> Vec<caja_shared::docs::store::StaffUser> {
+    let Some(doc) = stored_store_doc(dir, store) else {
+        return vec![];
+    };
+    let mut v: Vec<_> = caja_shared::docs::store::users(&doc)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    v.sort_by(|a, b| a.username.cmp(&b.username));
+    v
 }

@@ -1,5 +1,9 @@
-//! `/v1/stores`: register stores (returns the node token once) and list them.
+//! `/v1/stores`: register stores, list them, and issue one-time enrollment codes for
+//! their nodes.
 
+use std::time::Duration;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use caja_shared::ids::StoreCode;
@@ -7,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::SyncServer;
-use crate::http::error::{ApiError, ApiJson, Problem};
+use crate::http::auth::Principal;
+use crate::http::error::{ApiError, ApiJson, ApiPath, Problem};
 
 /// Body of `POST /v1/stores`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -20,15 +25,42 @@ pub struct CreateStore {
     pub name: String,
 }
 
-/// Answer of `POST /v1/stores`: the node token is shown only here.
+/// Answer of `POST /v1/stores`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StoreCreated {
     /// The store code.
     pub code: String,
     /// The display name.
     pub name: String,
-    /// The node token (64 hex digits); only its SHA-256 is stored.
-    pub token: String,
+}
+
+/// Body of `POST /v1/stores/{code}/enrollment-codes`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeIn {
+    /// Hours the code stays valid (default 24, at most 720).
+    #[serde(default)]
+    pub ttl_hours: Option<u32>,
+}
+
+/// A one-time enrollment code: shown only here; only its SHA-256 is stored.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct CodeOut {
+    /// The store a node enrolled with it joins.
+    pub store: String,
+    /// The code (`XXXXX-XXXXX-XXXXX-XXXXX`, case-insensitive).
+    pub code: String,
+    /// When it stops working (RFC 3339, UTC).
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for CodeOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeOut")
+            .field("store", &self.store)
+            .field("code", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One store in `GET /v1/stores`.
@@ -46,8 +78,9 @@ pub struct StoreOut {
     pub facts: u64,
 }
 
-/// Registers a store and returns its node token.
+/// Registers a store (and its staff document).
 #[utoipa::path(post, path = "/v1/stores", tag = "stores", request_body = CreateStore,
+    security(("bearer" = [])),
     responses(
         (status = 201, description = "Store registered", body = StoreCreated),
         (status = 400, description = "Bad code or name", body = Problem, content_type = "application/problem+json"),
@@ -55,26 +88,68 @@ pub struct StoreOut {
     ))]
 pub async fn create(
     State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
     ApiJson(body): ApiJson<CreateStore>,
 ) -> Result<(StatusCode, axum::Json<StoreCreated>), ApiError> {
     let code: StoreCode = body
         .code
         .parse()
         .map_err(|e: caja_shared::ids::StoreCodeError| ApiError::BadRequest(e.to_string()))?;
-    server.create_store(code.clone(), &body.name).await?;
-    let token = String::new();
+    server
+        .create_store_as(&me.actor(), code.clone(), &body.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(StoreCreated {
             code: code.to_string(),
             name: body.name.trim().to_string(),
-            token,
+        }),
+    ))
+}
+
+/// Issues a one-time enrollment code for a store's node.
+#[utoipa::path(post, path = "/v1/stores/{code}/enrollment-codes", tag = "stores", request_body = CodeIn,
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "Store code")),
+    responses(
+        (status = 201, description = "The code (shown only now)", body = CodeOut),
+        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad ttl_hours", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn enrollment_code(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(body): ApiJson<CodeIn>,
+) -> Result<(StatusCode, axum::Json<CodeOut>), ApiError> {
+    let store: StoreCode = code
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("store {code:?} does not exist")))?;
+    let hours = body.ttl_hours.unwrap_or(24);
+    if hours == 0 || hours > 720 {
+        return Err(ApiError::Invalid {
+            field: "ttl_hours",
+            reason: "must be 1 to 720 hours".into(),
+        });
+    }
+    let issued = server
+        .enrollment_code_as(&me.actor(), &store, Duration::from_secs(u64::from(hours) * 3600))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CodeOut {
+            store: store.to_string(),
+            code: issued.code.expose().to_string(),
+            expires_at: issued
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }),
     ))
 }
 
 /// Lists the registered stores.
 #[utoipa::path(get, path = "/v1/stores", tag = "stores",
+    security(("bearer" = [])),
     responses((status = 200, description = "Stores by code", body = [StoreOut])))]
 pub async fn list(State(server): State<SyncServer>) -> Result<axum::Json<Vec<StoreOut>>, ApiError> {
     let stores = server.stores().await?;

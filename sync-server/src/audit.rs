@@ -1,0 +1,311 @@
+//! The security audit log of head office: one `audit` row per security-relevant event.
+//!
+//! Events the server sees itself (admin logins and failures, user and role changes,
+//! enrollment codes issued, used and refused, enrollments, renewals, node revocations,
+//! refused connections, forbidden document requests) are written where they happen,
+//! in the transaction of the change they record when there is one. Events the nodes saw
+//! (security facts: logins, failed PINs, lockouts, logouts; and facts a manager override
+//! authorised) arrive in the ledgers and are projected here in the same transaction as the
+//! facts projection ([`record_fact`]).
+//!
+//! No secret is ever part of a row: no password, PIN, token or enrollment code.
+
+use caja_shared::facts::{Fact, FactBody};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde_json::{Value, json};
+
+use crate::error::ServerError;
+
+/// The table this module owns. Idempotent.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    store      TEXT,
+    node       TEXT,
+    actor_id   TEXT,
+    actor_name TEXT,
+    kind       TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    fact_id    TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS audit_by_at ON audit(at);
+";
+
+/// Most entries one query returns.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Who did something at head office: an admin API user, or the local operator (CLI, or
+/// a program using the library directly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user id, when a user did it.
+    pub id: Option<String>,
+    /// The username, or a description of the local operator.
+    pub name: String,
+}
+
+impl Actor {
+    /// The local operator: whoever runs `caja-sync` commands or calls the library.
+    pub fn local() -> Actor {
+        Actor {
+            id: None,
+            name: "local operator".into(),
+        }
+    }
+
+    /// An admin API user.
+    pub fn user(id: &str, name: &str) -> Actor {
+        Actor {
+            id: Some(id.to_string()),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Row id (increasing).
+    pub id: i64,
+    /// When it happened (UTC, seconds).
+    pub at: DateTime<Utc>,
+    /// The store concerned, if any.
+    pub store: Option<String>,
+    /// The node concerned, if any.
+    pub node: Option<String>,
+    /// The acting user's id, if known.
+    pub actor_id: Option<String>,
+    /// The acting user's name (or the local operator), if known.
+    pub actor_name: Option<String>,
+    /// What happened, e.g. `login.failed`, `node.revoked`, `fact.security.locked`.
+    pub kind: String,
+    /// Details (JSON object).
+    pub detail: Value,
+    /// The ledger fact this entry was projected from, if any.
+    pub fact_id: Option<String>,
+}
+
+/// An entry to write; `at` is now unless set.
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry {
+    /// The store concerned.
+    pub store: Option<String>,
+    /// The node concerned.
+    pub node: Option<String>,
+    /// Who did it.
+    pub actor: Option<Actor>,
+    /// What happened.
+    pub kind: String,
+    /// Details (a JSON object; never a secret).
+    pub detail: Value,
+}
+
+impl NewEntry {
+    /// An entry of `kind` with `detail`.
+    pub fn new(kind: &str, detail: Value) -> NewEntry {
+        NewEntry {
+            kind: kind.to_string(),
+            detail,
+            ..NewEntry::default()
+        }
+    }
+
+    /// With the store concerned.
+    pub fn store(mut self, store: impl ToString) -> Self {
+        self.store = Some(store.to_string());
+        self
+    }
+
+    /// With the node concerned.
+    pub fn node(mut self, node: impl ToString) -> Self {
+        self.node = Some(node.to_string());
+        self
+    }
+
+    /// With the actor.
+    pub fn by(mut self, actor: &Actor) -> Self {
+        self.actor = Some(actor.clone());
+        self
+    }
+}
+
+/// Writes an entry now.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, store, node, actor_id, actor_name, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        Utc::now().timestamp(),
+        e.store,
+        e.node,
+        e.actor.as_ref().and_then(|a| a.id.clone()),
+        e.actor.as_ref().map(|a| a.name.clone()),
+        e.kind,
+        e.detail.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Projects a received fact into the log if it is security-relevant: a security event
+/// (`fact.security.<event>`) or a fact a second user authorised (`fact.override`). Other
+/// facts are ignored; a fact already projected is ignored (`fact_id` is unique).
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> {
+    let (kind, detail) = match (&fact.body, &fact.authorized_by) {
+        (FactBody::Security(event), _) => {
+            let event = serde_json::to_value(event).unwrap_or(Value::Null);
+            let name = event["event"].as_str().unwrap_or("unknown").to_string();
+            (
+                format!("fact.security.{name}"),
+                json!({"terminal": fact.terminal, "event": event}),
+            )
+        }
+        (body, Some(auth)) => {
+            let what = match body {
+                FactBody::Sale(_) => "sale",
+                FactBody::Refund(_) => "refund",
+                FactBody::StockMovement(_) => "stock_movement",
+                FactBody::Security(_) => "security",
+            };
+            (
+                "fact.override".to_string(),
+                json!({
+                    "terminal": fact.terminal,
+                    "fact_kind": what,
+                    "authorized_by": {"user": auth.user, "user_name": auth.user_name,
+                                      "permission": auth.permission, "override_id": auth.override_id},
+                }),
+            )
+        }
+        _ => return Ok(false),
+    };
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO audit (at, store, node, actor_id, actor_name, kind, detail, fact_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            fact.occurred_at.timestamp(),
+            fact.store.as_str(),
+            fact.node.to_string(),
+            fact.user,
+            fact.user_name,
+            kind,
+            detail.to_string(),
+            fact.id.to_string(),
+        ])?;
+    Ok(n > 0)
+}
+
+/// Filters of [`list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries of this store.
+    pub store: Option<String>,
+    /// Only entries at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries at or before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many (default 100, at most [`MAX_LIMIT`]).
+    pub limit: Option<u32>,
+}
+
+/// Entries matching `q`, newest first.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, ServerError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, store, node, actor_id, actor_name, kind, detail, fact_id FROM audit
+         WHERE (?1 IS NULL OR store = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at <= ?3)
+         ORDER BY at DESC, id DESC LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            q.store,
+            q.from.map(|t| t.timestamp()),
+            q.to.map(|t| t.timestamp()),
+            limit
+        ],
+        |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default(),
+                store: r.get(2)?,
+                node: r.get(3)?,
+                actor_id: r.get(4)?,
+                actor_name: r.get(5)?,
+                kind: r.get(6)?,
+                detail: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+                fact_id: r.get(8)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use caja_shared::facts::{Authorization, LoginMethod, SecurityEvent};
+
+    #[test]
+    fn records_filters_and_projects_facts_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        record(
+            &conn,
+            &NewEntry::new("login.failed", json!({"username": "ana"})).by(&Actor::local()),
+        )
+        .unwrap();
+        let mut f = caja_shared::facts::tests_support::sample();
+        f.body = FactBody::Security(SecurityEvent::LoginFailed {
+            method: LoginMethod::Pin,
+            username: "bo".into(),
+            reason: "wrong secret".into(),
+        });
+        assert!(record_fact(&conn, &f).unwrap());
+        assert!(
+            !record_fact(&conn, &f).unwrap(),
+            "a replayed fact is not logged twice"
+        );
+        let mut sale = caja_shared::facts::tests_support::sample();
+        assert!(
+            !record_fact(&conn, &sale).unwrap(),
+            "a plain sale is not security-relevant"
+        );
+        sale.authorized_by = Some(Authorization {
+            user: "m1".into(),
+            user_name: "mo".into(),
+            permission: "price.override".into(),
+            override_id: "o1".into(),
+        });
+        assert!(record_fact(&conn, &sale).unwrap());
+        let all = list(&conn, &AuditQuery::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+        assert!(kinds.contains(&"fact.security.login_failed"), "{kinds:?}");
+        assert!(kinds.contains(&"fact.override"));
+        let store = f.store.to_string();
+        let only = list(
+            &conn,
+            &AuditQuery {
+                store: Some(store),
+                limit: Some(1),
+                ..AuditQuery::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(only.len(), 1);
+        assert!(only[0].fact_id.is_some());
+    }
+}
