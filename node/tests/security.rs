@@ -290,7 +290,7 @@ async fn logout_and_refresh_token_reuse_revoke_sessions() {
         .problem(401, "refresh-reused");
     refresh(&second["refresh_token"])
         .await
-        .problem(401, "session-revoked");
+        .problem(401, "refresh-revoked");
     node.as_user(Some(access2))
         .get("/v1/auth/me")
         .await
@@ -314,10 +314,10 @@ async fn logout_and_refresh_token_reuse_revoke_sessions() {
         .problem(401, "token-revoked");
     refresh(&third["refresh_token"])
         .await
-        .problem(401, "session-revoked");
+        .problem(401, "refresh-revoked");
     refresh(&json!("0".repeat(64)))
         .await
-        .problem(401, "refresh-invalid");
+        .problem(401, "refresh-unknown");
     // The audit log has it all.
     let audit = node.get("/v1/audit").await.ok(200).clone();
     let kinds: Vec<&str> = audit

@@ -94,6 +94,7 @@ pub struct TestServer {
     server: Option<SyncServer>,
     dir: PathBuf,
     currency: Currency,
+    options: caja_sync_server::ServerOptions,
     quic: SocketAddr,
     http: SocketAddr,
     stop: CancellationToken,
@@ -107,12 +108,26 @@ impl TestServer {
     /// # Errors
     /// When the server cannot be opened or a port bound.
     pub async fn start(dir: &Path, currency: Currency) -> anyhow::Result<TestServer> {
+        Self::start_with(dir, currency, caja_sync_server::ServerOptions::default()).await
+    }
+
+    /// [`TestServer::start`] with explicit server options (e.g. short-lived node
+    /// certificates).
+    ///
+    /// # Errors
+    /// As [`TestServer::start`].
+    pub async fn start_with(
+        dir: &Path,
+        currency: Currency,
+        options: caja_sync_server::ServerOptions,
+    ) -> anyhow::Result<TestServer> {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").context("binding the QUIC socket")?;
         let quic = udp.local_addr()?;
         let mut s = TestServer {
             server: None,
             dir: dir.to_path_buf(),
             currency,
+            options,
             quic,
             http: quic,
             stop: CancellationToken::new(),
@@ -123,7 +138,8 @@ impl TestServer {
     }
 
     async fn launch(&mut self, udp: std::net::UdpSocket) -> anyhow::Result<()> {
-        let server = SyncServer::open(&self.dir, self.currency).context("opening the sync server")?;
+        let server = SyncServer::open_with(&self.dir, self.currency, self.options.clone())
+            .context("opening the sync server")?;
         let http = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the admin API")?;
@@ -360,7 +376,10 @@ impl TestNode {
         match &ticket {
             Some(_) => caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::from_secs(60)).await?,
             None => {
-                if caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::ZERO).await.is_err() {
+                if caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::ZERO)
+                    .await
+                    .is_err()
+                {
                     node.add_local_user(LocalUser {
                         username: staff.admin.clone(),
                         display_name: None,
@@ -557,8 +576,11 @@ impl Api {
     /// # Errors
     /// When the login is refused.
     pub async fn login_password(&self, username: &str, password: &str) -> anyhow::Result<Value> {
-        self.login("/v1/auth/login", serde_json::json!({"username": username, "password": password}))
-            .await
+        self.login(
+            "/v1/auth/login",
+            serde_json::json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     /// `POST /v1/auth/pin` at `terminal`; this client then sends the token.

@@ -2,7 +2,7 @@
 //! staff and their argon2id hashes come from the replicated `store/<store>` document, and
 //! this node signs and checks its own access tokens.
 //!
-//! - [`schema`]: the auth tables.
+//! - `schema`: the auth tables.
 //! - [`staff`]: the staff projection and lookups.
 //! - [`login`]: password and PIN logins, PIN lockouts, refresh, logout.
 //! - [`principal`]: checking a bearer token into a [`Principal`].

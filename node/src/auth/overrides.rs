@@ -82,7 +82,7 @@ impl std::fmt::Debug for OverrideGranted {
 ///
 /// # Errors
 /// [`AuthError::Invalid`] for an unknown permission or a malformed PIN; the login
-/// refusals of [`login::verify_attempt`] (401 / 423); [`AuthError::Override`] when the
+/// refusals of `login::verify_attempt` (401 / 423); [`AuthError::Override`] when the
 /// authoriser lacks the permission or is the requester.
 pub async fn grant(
     node: &Node,

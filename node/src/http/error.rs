@@ -166,15 +166,15 @@ fn auth_parts(a: &AuthError) -> (StatusCode, &'static str, &'static str) {
         AuthError::Refresh(r) => match r {
             RefreshError::Unknown => (
                 StatusCode::UNAUTHORIZED,
-                "refresh-invalid",
-                "Invalid refresh token",
+                "refresh-unknown",
+                "Unknown refresh token",
             ),
             RefreshError::Expired => (
                 StatusCode::UNAUTHORIZED,
                 "refresh-expired",
                 "Refresh token expired",
             ),
-            RefreshError::Revoked(_) => (StatusCode::UNAUTHORIZED, "session-revoked", "Session revoked"),
+            RefreshError::Revoked(_) => (StatusCode::UNAUTHORIZED, "refresh-revoked", "Session revoked"),
             RefreshError::Reused { .. } => {
                 (StatusCode::UNAUTHORIZED, "refresh-reused", "Refresh token reused")
             }

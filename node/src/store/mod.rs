@@ -1,6 +1,6 @@
 //! SQLite storage of the node: one writer thread (with group commit) and a small read pool.
 //!
-//! - [`schema`]: tables and connection settings.
+//! - `schema`: tables and connection settings.
 //! - [`projection`]: facts and products turned into query tables.
 //! - [`facts`]: the single write path of local facts, counters and idempotency records.
 //!

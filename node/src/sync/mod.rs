@@ -265,6 +265,14 @@ async fn step<R: Send + 'static>(
     Ok((session, res?))
 }
 
+/// How often a live session checks whether the certificate is due: a tenth of its
+/// validity, between 1 s and 60 s.
+async fn renewal_check_interval(node: &Node) -> Result<Duration, LinkError> {
+    let enrolled = node.db().read(crate::enroll::read).await?;
+    let validity = enrolled.map_or(0, |e| (e.cert_not_after - e.cert_issued_at).max(0)) as u64;
+    Ok(Duration::from_secs((validity / 10).clamp(1, 60)))
+}
+
 /// Whether the client certificate is due for renewal; if so, a fresh key and the `Renew`
 /// frame asking for its certificate.
 async fn renewal(node: &Node) -> Result<Option<(caja_shared::auth::secrets::Secret, Frame)>, LinkError> {
@@ -317,6 +325,8 @@ async fn session(
     };
     // The key of a renewal asked for in this session, until its certificate arrives.
     let mut renewing: Option<caja_shared::auth::secrets::Secret> = None;
+    let mut renew_tick = tokio::time::interval(renewal_check_interval(node).await?);
+    renew_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     wire::write_frame(&mut send, &hello).await?;
     info!(server = %target.server, "sync session started");
     // `read_frame` is not cancel-safe, so a reader task owns the stream and hands whole
@@ -369,9 +379,10 @@ async fn session(
                 let (s, out) = step(node, session, move |s, h| s.handle(frame, h)).await?;
                 session = s;
                 for f in out { wire::write_frame(&mut send, &f).await?; }
-                if welcome && renewing.is_none()
-                    && let Some((key, frame)) = renewal(node).await?
-                {
+            }
+            // A session may outlive the certificate it started with: check as it goes.
+            _ = renew_tick.tick(), if session.is_live() && renewing.is_none() => {
+                if let Some((key, frame)) = renewal(node).await? {
                     wire::write_frame(&mut send, &frame).await?;
                     renewing = Some(key);
                 }

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use caja_node::auth::local::LocalUser;
 use caja_node::chain::Chain;
+use caja_node::client::NodeClient;
 use caja_node::demo::{self, DemoOptions};
 use caja_node::replay::plan::Format;
-use caja_node::auth::local::LocalUser;
-use caja_node::client::NodeClient;
 use caja_node::{Node, NodeConfig};
 use caja_shared::auth::secrets::Secret;
 use caja_shared::docs::Product;

@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// Security facts the node records besides sales: the harness's one login.
+const LOGINS: u64 = 1;
+
 /// How long any one wait may take.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -20,9 +23,10 @@ const WAIT: Duration = Duration::from_secs(30);
 /// the connection without reading from it.
 async fn send_raw(api: &Api, body: &Value, key: &str) -> anyhow::Result<TcpStream> {
     let body = serde_json::to_string(body)?;
+    let token = api.token().context("not logged in")?;
     let request = format!(
         "POST /v1/sales HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Idempotency-Key: {key}\r\nContent-Length: {len}\r\n\r\n{body}",
+         Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\nContent-Length: {len}\r\n\r\n{body}",
         host = api.authority(),
         len = body.len()
     );
@@ -113,14 +117,15 @@ async fn a_retried_checkout_is_recorded_once_at_the_node_and_the_server() -> any
     );
     ensure!(sales_today(api).await? == 1);
 
-    wait_synced(server.server(), &[api], 1, WAIT).await?;
+    // The server holds the sale and one security fact: the admin's login.
+    wait_synced(server.server(), &[api], 1 + LOGINS, WAIT).await?;
     let report = server.server().sales_report(None, None).await?;
     ensure!(
         report.totals.sales == 1 && report.totals.gross == "6.00",
         "server: {:?}",
         report.totals
     );
-    ensure!(server.server().fact_count().await? == 1);
+    ensure!(server.server().fact_count().await? == 1 + LOGINS);
 
     // 2. The connection is dropped at once: whether or not the node got to record the
     //    sale, the retry leaves exactly one.
@@ -130,14 +135,14 @@ async fn a_retried_checkout_is_recorded_once_at_the_node_and_the_server() -> any
     ensure!(id2 != id, "a new key must make a new sale");
     ensure!(retry(api, &body, "dropped-2").await? == id2);
     ensure!(sales_today(api).await? == 2);
-    wait_synced(server.server(), &[api], 2, WAIT).await?;
+    wait_synced(server.server(), &[api], 2 + LOGINS, WAIT).await?;
     let report = server.server().sales_report(None, None).await?;
     ensure!(
         report.totals.sales == 2 && report.totals.gross == "12.00",
         "server: {:?}",
         report.totals
     );
-    ensure!(server.server().fact_count().await? == 2);
+    ensure!(server.server().fact_count().await? == 2 + LOGINS);
 
     node.stop().await?;
     let mut server = server;
