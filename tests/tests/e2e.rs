@@ -11,6 +11,8 @@
 //!   reconnects with the new one after the old expired.
 //! - `replay`: the real supermarket file and one month of the real online-retail file,
 //!   replayed through the chain and checked against figures computed from the files.
+//! - `head_office_changes`: custom roles, role removal, sign-out everywhere and disabling
+//!   a user, decided at head office, bind tokens a node already issued.
 //! - `offline_staff`: with the server stopped, a cashier logs in by PIN, sells, and a
 //!   manager override authorises a refund without receipt; head office then sees who did
 //!   what.
@@ -24,6 +26,8 @@
 mod binaries;
 #[path = "e2e/demo.rs"]
 mod demo;
+#[path = "e2e/head_office_changes.rs"]
+mod head_office_changes;
 #[path = "e2e/idempotency.rs"]
 mod idempotency;
 #[path = "e2e/offline_staff.rs"]

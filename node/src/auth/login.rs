@@ -494,8 +494,8 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
 ///
 /// # Errors
 /// [`AuthError::Refresh`] (401): unknown, expired, revoked or reused;
-/// [`AuthError::Token`] `user-disabled` / `token-revoked` when the user may no longer
-/// work here or head office signed them out after the session started.
+/// [`AuthError::Token`] `user-disabled` when the user may no longer work here (a session
+/// head office signed out was revoked when that arrived: `refresh-revoked`).
 pub async fn refresh(node: &Node, req: RefreshRequest) -> Result<TokenResponse, ApiError> {
     let (auth, ident) = (node.auth().clone(), node.identity().clone());
     let outcome = node
@@ -535,13 +535,6 @@ pub async fn refresh(node: &Node, req: RefreshRequest) -> Result<TokenResponse, 
                     return Ok(Err(caja_shared::auth::TokenError::UserDisabled(issued.session.username.clone()).into()));
                 }
             };
-            if issued.session.created_at < user.sessions_valid_after {
-                sessions::revoke(ctx.conn, &issued.session.family, "signed out by head office", now)?;
-                return Ok(Err(caja_shared::auth::TokenError::Revoked(
-                    "head office signed this user out everywhere".into(),
-                )
-                .into()));
-            }
             Ok(Ok(issue(ctx.conn, &auth, &ident, &user, &issued, now)?))
         })
         .await?;

@@ -2,11 +2,12 @@
 //!
 //! Checks, in order: the `Authorization: Bearer` header, the token's signature and claims
 //! ([`TokenKeys::verify`](caja_shared::auth::TokenKeys::verify): EdDSA only, this node's
-//! key, audience `caja-node`, this store, time), then this node's database: the token or
-//! its session is not revoked, the user is still staff here, not disabled, and was not
-//! signed out everywhere after the token was issued. Permissions are those of the roles
-//! the token names that the user still has (so a role taken away at head office stops
-//! working as soon as the change replicates, without waiting for the token to expire).
+//! key, audience `caja-node`, this store, time), then this node's database: the user is
+//! still staff here and not disabled, and the token and its session are not revoked
+//! (logout, refresh-token reuse, or head office signing the user out, which revokes the
+//! sessions when it replicates). Permissions are those of the roles the token names that
+//! the user still has (so a role taken away at head office stops working as soon as the
+//! change replicates, without waiting for the token to expire).
 
 use std::collections::BTreeSet;
 
@@ -79,20 +80,16 @@ pub(crate) fn load(
     conn: &Connection,
     claims: &AccessClaims,
 ) -> Result<Result<Principal, AuthError>, StoreError> {
-    if let Some(reason) = sessions::revoked(conn, &claims.jti, &claims.fam)? {
-        return Ok(Err(TokenError::Revoked(reason).into()));
-    }
     let Some(user) = staff::by_id(conn, &claims.sub)? else {
         return Ok(Err(TokenError::UserDisabled(claims.name.clone()).into()));
     };
     if user.disabled {
         return Ok(Err(TokenError::UserDisabled(user.username).into()));
     }
-    if claims.iat < user.sessions_valid_after {
-        return Ok(Err(TokenError::Revoked(
-            "head office signed this user out everywhere".into(),
-        )
-        .into()));
+    // Logout, refresh-token reuse, and head office's "sign out everywhere" (which revokes
+    // this node's sessions of the user when it replicates, see `staff::project`).
+    if let Some(reason) = sessions::revoked(conn, &claims.jti, &claims.fam)? {
+        return Ok(Err(TokenError::Revoked(reason).into()));
     }
     let roles: Vec<String> = claims
         .roles

@@ -6,6 +6,11 @@
 //! staff, not thousands); every difference from the previous projection (a user added,
 //! removed, disabled, given other roles, signed out everywhere, a custom role changed) is
 //! written to the audit log in the same transaction.
+//!
+//! "Sign out everywhere" (a new `sessions_valid_after`), disabling and removal revoke the
+//! user's sessions at this node when the change is projected, so a token issued here
+//! before the node learned of it dies, and one issued after lives: no comparison of head
+//! office's clock with this node's, which may differ by minutes.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +110,7 @@ pub fn project(
     let after: BTreeMap<&str, &StaffUser> = users.iter().map(|u| (u.id.as_str(), u)).collect();
     let now = chrono::Utc::now();
     let mut entries = 0;
+    let mut revoke: Vec<(&str, &'static str)> = Vec::new();
     let mut log = |kind: &str, u: &StaffUser, detail: serde_json::Value| -> Result<(), StoreError> {
         entries += 1;
         audit::insert(
@@ -135,6 +141,9 @@ pub fn project(
                         u,
                         json!({}),
                     )?;
+                    if u.disabled {
+                        revoke.push((&u.id, "user disabled by head office"));
+                    }
                 }
                 if old.sessions_valid_after != u.sessions_valid_after {
                     log(
@@ -142,6 +151,7 @@ pub fn project(
                         u,
                         json!({"valid_after": u.sessions_valid_after}),
                     )?;
+                    revoke.push((&u.id, "signed out everywhere by head office"));
                 }
                 if old.password_hash != u.password_hash {
                     log("password_changed", u, json!({}))?;
@@ -155,8 +165,20 @@ pub fn project(
             }
         }
     }
-    for old in before.values().filter(|o| !after.contains_key(o.id.as_str())) {
+    let removed: Vec<&StaffUser> = before
+        .values()
+        .filter(|o| !after.contains_key(o.id.as_str()))
+        .collect();
+    for old in &removed {
         log("user_removed", old, json!({}))?;
+        revoke.push((&old.id, "no longer allowed in this store"));
+    }
+    let secs = now.timestamp();
+    for (user, reason) in revoke {
+        conn.execute(
+            "UPDATE auth_sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![user, secs, reason],
+        )?;
     }
     conn.execute("DELETE FROM staff", [])?;
     let mut insert = conn.prepare_cached(&format!(
