@@ -301,9 +301,12 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
     );
     let chain = Chain::start(&dir, &plan.stores, plan.currency).await?;
     println!(
-        "sync server: admin API {} , QUIC {}",
-        chain.server_url, chain.server_quic
+        "sync server: admin API {} , QUIC {} (CA fingerprint {})",
+        chain.server_url,
+        chain.server_quic,
+        &chain.server.ca_fingerprint()[..16]
     );
+    staff::print_enrollment(&chain);
     chain
         .server
         .put_products(plan.catalog.clone())
@@ -392,6 +395,9 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
     report["operations"] = json!({"sales": outcome.sales, "refunds": outcome.refunds,
         "stock_movements": outcome.stock_movements, "refused": outcome.rejected});
     print_summary(&report, &plan, &outcome);
+    if let Some(store) = &offline {
+        staff::print_head_office_view(&chain, store).await?;
+    }
     let diffs = cross_check(&report, &node_totals(&chain).await?, plan.currency);
     if diffs.is_empty() {
         println!("every node's own figures equal the sync server's report, to the cent");

@@ -96,6 +96,74 @@ pub async fn offline_override(n: &ChainNode, product: &Product, currency: Curren
     Ok(())
 }
 
+/// Prints how the nodes joined: enrolled with a one-time code from head office, their
+/// staff created at head office and replicated to them, the manager logged in at each.
+pub fn print_enrollment(chain: &Chain) {
+    println!(
+        "{} nodes enrolled with one-time codes (keys made on the node, client certificates from the chain CA; sync over mutual TLS)",
+        chain.nodes.len()
+    );
+    if let Some(n) = chain.nodes.first() {
+        println!(
+            "  e.g. store {}: node {}; head office created {} (manager) and {} (cashier), their argon2id hashes replicated to the node, where the manager logged in",
+            n.store,
+            n.node.identity().node_id,
+            n.staff.manager.username,
+            n.staff.cashier.username
+        );
+    }
+}
+
+/// After the outage: what head office's audit log shows of the offline store's staff.
+///
+/// # Errors
+/// When the audit cannot be read.
+pub async fn print_head_office_view(
+    chain: &Chain,
+    store: &caja_shared::ids::StoreCode,
+) -> anyhow::Result<()> {
+    let audit = chain
+        .server
+        .audit(caja_sync_server::audit::AuditQuery {
+            store: Some(store.to_string()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await?;
+    let shown: Vec<_> = audit
+        .iter()
+        .rev()
+        .filter(|e| {
+            matches!(
+                e.kind.as_str(),
+                "fact.override" | "fact.security.override_granted" | "fact.security.login_failed"
+            ) || (e.kind == "fact.security.login_succeeded" && e.detail["event"]["method"] == "pin")
+        })
+        .collect();
+    println!("head office's audit log of store {store} after it reconnected:");
+    for e in shown.iter().take(8) {
+        let extra = match e.kind.as_str() {
+            "fact.override" => format!(
+                ", authorised by {} ({})",
+                e.detail["authorized_by"]["user_name"].as_str().unwrap_or("?"),
+                e.detail["authorized_by"]["permission"].as_str().unwrap_or("?")
+            ),
+            "fact.security.login_failed" => {
+                format!(", {}", e.detail["event"]["reason"].as_str().unwrap_or("?"))
+            }
+            _ => String::new(),
+        };
+        println!(
+            "  {}  {:<32} by {} at till {}{extra}",
+            e.at.format("%H:%M:%S"),
+            e.kind,
+            e.actor_name.as_deref().unwrap_or("?"),
+            e.detail["terminal"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
 /// Prints how to use the running chain with curl, logging in as one store's manager.
 pub fn print_try_it(chain: &Chain) {
     let Some(n) = chain.nodes.first() else { return };
