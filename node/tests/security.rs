@@ -465,6 +465,32 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     assert!(!facts.contains("00000000") && !facts.contains(right));
 }
 
+#[tokio::test]
+async fn hopping_terminals_locks_the_user_on_every_terminal() {
+    let node = spawn_node().await;
+    node.add_user("ana", &["cashier"]).await;
+    node.add_user("bo", &["cashier"]).await;
+    // Four wrong PINs on each of four made-up terminals: never five on one, but the 15th
+    // across terminals locks ana everywhere.
+    let mut statuses = Vec::new();
+    for t in ["T1", "T2", "T3", "T4"] {
+        for _ in 0..4 {
+            statuses.push(node.pin_login(t, "ana", "00000000").await.status.as_u16());
+        }
+    }
+    assert_eq!(statuses[..14], [401; 14]);
+    assert_eq!(statuses[14], 423, "{statuses:?}");
+    let detail = node
+        .pin_login("T9", "ana", pin_of("cashier"))
+        .await
+        .problem(423, "pin-locked");
+    assert!(detail.contains("every terminal"), "{detail}");
+    node.pin_login("T9", "bo", pin_of("cashier")).await.ok(200);
+    let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["detail"]["all_terminals"], true);
+}
+
 fn no_receipt_refund() -> Value {
     json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "reason": "no receipt", "occurred_at": AT})
 }

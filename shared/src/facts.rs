@@ -137,6 +137,10 @@ pub enum SecurityEvent {
         failures: u32,
         /// When the lock ends (UTC).
         until: DateTime<Utc>,
+        /// Whether the lock holds on every terminal of the node (too many wrong PINs
+        /// across terminals), not just the fact's.
+        #[serde(default)]
+        all_terminals: bool,
     },
     /// A user logged out: the session and its access token are revoked.
     Logout {
@@ -544,6 +548,7 @@ mod tests {
             username: "ana".into(),
             failures: 5,
             until: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            all_terminals: false,
         });
         let json = f.encode();
         assert!(json.contains(r#""type":"security","event":"locked""#), "{json}");

@@ -6,8 +6,10 @@
 //! one terminal, that user is locked on that terminal for `lockout` (default 30 s), doubled
 //! for every further lock in a row up to `lockout_max` (default 1 h). Other users and other
 //! terminals are unaffected; a correct PIN clears the count. The count is kept per terminal
-//! so a colleague fat-fingering at another till cannot lock someone out everywhere, and
-//! the rate limit on `/v1/auth/pin` bounds guessing across terminals.
+//! so a colleague fat-fingering at another till cannot lock someone out everywhere. As the
+//! terminal id is whatever the client says, 15 wrong PINs (3 x `pin_attempts`) for one
+//! user within 15 minutes across terminals lock that user on every terminal of the node
+//! (same escalation); the rate limit on `/v1/auth/pin` bounds guessing per address.
 //!
 //! The argon2id check runs on a blocking thread before the writer job; the job then
 //! re-checks the lock, so concurrent guesses cannot slip past it.
@@ -186,6 +188,86 @@ pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// The `pin_lockouts` terminal key of a lock that holds on every terminal.
+pub(crate) const ALL_TERMINALS: &str = "*";
+
+/// Wrong PINs for one user across all terminals, within [`ALL_TERMINALS_WINDOW_MS`], that
+/// lock the user on every terminal: this many times `pin_attempts` (3 x 5 = 15).
+const ALL_TERMINALS_FACTOR: u32 = 3;
+
+/// The window of [`ALL_TERMINALS_FACTOR`]: 15 minutes.
+const ALL_TERMINALS_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Wrong PINs recorded for a user (logins and overrides, any terminal) since `since_ms`.
+fn recent_pin_failures(conn: &rusqlite::Connection, user: &str, since_ms: i64) -> Result<u32, StoreError> {
+    let since = at(since_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'login_failed' AND user_id = ?1 AND at >= ?2
+             AND json_extract(detail, '$.reason') IN ('wrong PIN', 'override: wrong PIN')",
+        )?
+        .query_row(params![user, since], |r| r.get(0))?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// What a new lock needs to know.
+struct Lock<'a> {
+    ident: &'a Identity,
+    settings: &'a crate::config::AuthSettings,
+    author: &'a Author,
+    user: &'a StaffUser,
+    terminal: &'a str,
+    now_ms: i64,
+}
+
+impl Lock<'_> {
+    /// Locks the user on `key` (a terminal or [`ALL_TERMINALS`]) for the `lockouts`-th lock
+    /// in a row (`lockout` doubled each time, at most `lockout_max`), records the `locked`
+    /// fact and returns when it ends.
+    fn apply(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+        lockouts: u32,
+        failures: u32,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let base = self.settings.lockout.as_millis().max(1) as u64;
+        let ms = base
+            .saturating_mul(1u64 << lockouts.saturating_sub(1).min(20))
+            .min((self.settings.lockout_max.as_millis() as u64).max(base)) as i64;
+        let until = self.now_ms + ms;
+        ctx.conn.execute(
+            "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
+             ON CONFLICT (user_id, terminal) DO UPDATE SET failures = 0, lockouts = ?3, locked_until = ?4",
+            params![self.user.id, key, lockouts, until],
+        )?;
+        let all_terminals = key == ALL_TERMINALS;
+        record(
+            ctx,
+            self.ident,
+            self.terminal,
+            self.author,
+            SecurityEvent::Locked {
+                username: self.user.username.clone(),
+                failures,
+                until: at(until),
+                all_terminals,
+            },
+        )?;
+        tracing::warn!(user = %self.user.username, terminal = %self.terminal, all_terminals, lock_ms = ms, "PIN lockout");
+        Ok(at(until))
+    }
+}
+
+/// Whether the user is locked on `terminal` now (or on every terminal).
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub(crate) fn is_locked(conn: &rusqlite::Connection, user: &str, terminal: &str) -> Result<bool, StoreError> {
+    let now = now_ms();
+    Ok(lockout(conn, user, terminal)?.2 > now || lockout(conn, user, ALL_TERMINALS)?.2 > now)
+}
+
 /// A lockout row: `(failures, lockouts, locked_until in ms since the epoch)`.
 pub(crate) fn lockout(
     conn: &rusqlite::Connection,
@@ -290,45 +372,36 @@ pub(crate) fn verify_attempt(
         let settings = node_auth.settings();
         let now_ms = now_ms();
         let (failures, lockouts, until) = lockout(ctx.conn, &user.id, &a.terminal)?;
-        if until > now_ms {
+        let (_, all_lockouts, all_until) = lockout(ctx.conn, &user.id, ALL_TERMINALS)?;
+        if until.max(all_until) > now_ms {
             failed(ctx, &author, "locked")?;
             return Ok(Err(AuthError::Locked {
                 username: user.username.clone(),
-                terminal: a.terminal.clone(),
-                until: at(until),
+                terminal: if all_until > until {
+                    "every terminal".into()
+                } else {
+                    a.terminal.clone()
+                },
+                until: at(until.max(all_until)),
             }));
         }
         if !a.secret_ok {
-            let failures = failures + 1;
             failed(ctx, &author, "wrong PIN")?;
+            let failures = failures + 1;
+            let lock = Lock {
+                ident,
+                settings,
+                author: &author,
+                user: &user,
+                terminal: &a.terminal,
+                now_ms,
+            };
             if failures >= settings.pin_attempts {
-                let lockouts = lockouts + 1;
-                let base = settings.lockout.as_millis().max(1) as u64;
-                let ms = base
-                    .saturating_mul(1u64 << (lockouts - 1).min(20))
-                    .min((settings.lockout_max.as_millis() as u64).max(base)) as i64;
-                let until = now_ms + ms;
-                ctx.conn.execute(
-                    "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
-                     ON CONFLICT (user_id, terminal) DO UPDATE SET failures = 0, lockouts = ?3, locked_until = ?4",
-                    params![user.id, a.terminal, lockouts, until],
-                )?;
-                record(
-                    ctx,
-                    ident,
-                    &a.terminal,
-                    &author,
-                    SecurityEvent::Locked {
-                        username: user.username.clone(),
-                        failures,
-                        until: at(until),
-                    },
-                )?;
-                tracing::warn!(user = %user.username, terminal = %a.terminal, lock_ms = ms, "PIN lockout");
+                let until = lock.apply(ctx, &a.terminal, lockouts + 1, failures)?;
                 return Ok(Err(AuthError::Locked {
                     username: user.username.clone(),
                     terminal: a.terminal.clone(),
-                    until: at(until),
+                    until,
                 }));
             }
             ctx.conn.execute(
@@ -336,11 +409,22 @@ pub(crate) fn verify_attempt(
                  ON CONFLICT (user_id, terminal) DO UPDATE SET failures = ?3",
                 params![user.id, a.terminal, failures, lockouts],
             )?;
+            // The terminal id is the client's word: someone naming a new terminal every few
+            // guesses meets the lock on every terminal instead.
+            let recent = recent_pin_failures(ctx.conn, &user.id, now_ms - ALL_TERMINALS_WINDOW_MS)?;
+            if recent >= ALL_TERMINALS_FACTOR * settings.pin_attempts {
+                let until = lock.apply(ctx, ALL_TERMINALS, all_lockouts + 1, recent)?;
+                return Ok(Err(AuthError::Locked {
+                    username: user.username.clone(),
+                    terminal: "every terminal".into(),
+                    until,
+                }));
+            }
             return Ok(Err(AuthError::LoginFailed(what)));
         }
         ctx.conn.execute(
-            "DELETE FROM pin_lockouts WHERE user_id = ?1 AND terminal = ?2",
-            params![user.id, a.terminal],
+            "DELETE FROM pin_lockouts WHERE user_id = ?1 AND terminal IN (?2, ?3)",
+            params![user.id, a.terminal, ALL_TERMINALS],
         )?;
     } else if !a.secret_ok {
         failed(ctx, &author, "wrong password")?;
@@ -460,7 +544,7 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
             .read(move |c| -> Result<_, ApiError> {
                 let user = staff::by_username(c, &u)?;
                 let locked = match &user {
-                    Some(user) => lockout(c, &user.id, &t)?.2 > now_ms(),
+                    Some(user) => is_locked(c, &user.id, &t)?,
                     None => false,
                 };
                 Ok((user, locked))

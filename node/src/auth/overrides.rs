@@ -111,7 +111,7 @@ pub async fn grant(
             .read(move |c| -> Result<_, ApiError> {
                 let user = staff::by_username(c, &u)?;
                 let locked = match &user {
-                    Some(user) => login::lockout(c, &user.id, &t)?.2 > login::now_ms(),
+                    Some(user) => login::is_locked(c, &user.id, &t)?,
                     None => false,
                 };
                 Ok((user, locked))
