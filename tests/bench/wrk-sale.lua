@@ -10,6 +10,7 @@ function init(args)
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("CAJA_TOKEN") or "")
 wrk.body = '{"lines":[{"sku":"B0001","quantity":2},{"sku":"B0007","quantity":1}],"tenders":[{"kind":"cash","amount":"100.00"}]}'
 function request()
   counter = counter + 1

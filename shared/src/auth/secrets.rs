@@ -80,6 +80,63 @@ impl From<String> for Secret {
     }
 }
 
+/// Argon2 runs on this many dedicated threads per process (each computation takes 19 MiB):
+/// the machine's cores, at least 2.
+fn argon2_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
+type Argon2Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on one of [`argon2_threads`] dedicated threads and waits for it.
+///
+/// Why not on the caller's thread: each argon2 computation allocates 19 MiB, and the
+/// allocator keeps that memory in the arena of the thread that used it. Hashing on
+/// whichever of tokio's hundreds of blocking threads happens to run the job grew a chain
+/// of 37 nodes to 2.3 GiB; a fixed set of threads bounds it (and bounds how many run at
+/// once). `std` has no thread pool and this is all one is needed for.
+fn on_argon2_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOL: OnceLock<Mutex<mpsc::Sender<Argon2Job>>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Argon2Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..argon2_threads() {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("caja-argon2-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            // A thread that cannot start leaves fewer workers; zero is handled below.
+            let _ = spawned;
+        }
+        Mutex::new(tx)
+    });
+    let (done_tx, done_rx) = mpsc::sync_channel::<R>(1);
+    let job: Argon2Job = Box::new(move || {
+        let _ = done_tx.send(f());
+    });
+    let sent = pool.lock().map(|tx| tx.send(job));
+    match sent {
+        Ok(Ok(())) => {}
+        // No worker could ever run it: compute here rather than fail a login.
+        Ok(Err(mpsc::SendError(job))) => job(),
+        Err(_) => {}
+    }
+    // Invariant: every job sent is run by a worker or above, and it always sends.
+    #[allow(clippy::expect_used)]
+    done_rx.recv().expect("argon2 job result")
+}
+
 fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
 }
@@ -123,10 +180,13 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
 fn hash(secret: &str) -> Result<String, SecretError> {
     let salt =
         SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| SecretError::Argon2(e.to_string()))?;
-    hasher()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| SecretError::Argon2(e.to_string()))
+    let secret = secret.to_string();
+    on_argon2_thread(move || {
+        hasher()
+            .hash_password(secret.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| SecretError::Argon2(e.to_string()))
+    })
 }
 
 /// Hashes a password (after [`check_password`]) as an argon2id PHC string.
@@ -156,7 +216,10 @@ pub fn verify(secret: &str, stored: &str) -> Result<bool, SecretError> {
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(SecretError::BadHash);
     }
-    Ok(hasher().verify_password(secret.as_bytes(), &parsed).is_ok())
+    let (secret, stored) = (secret.to_string(), stored.to_string());
+    Ok(on_argon2_thread(move || {
+        PasswordHash::new(&stored).is_ok_and(|p| hasher().verify_password(secret.as_bytes(), &p).is_ok())
+    }))
 }
 
 /// Spends the time of one [`verify`] without a stored hash, so a login for an unknown
@@ -221,6 +284,17 @@ mod tests {
             verify("x", "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpams"),
             Err(SecretError::BadHash)
         );
+    }
+
+    #[test]
+    fn concurrent_hashing_is_bounded_and_all_finish() {
+        let hashes: Vec<String> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8).map(|i| sc.spawn(move || hash_pin(&format!("{:04}", 1000 + i)).unwrap())).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, h) in hashes.iter().enumerate() {
+            assert!(verify(&format!("{:04}", 1000 + i), h).unwrap());
+        }
     }
 
     #[test]

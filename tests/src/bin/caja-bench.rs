@@ -169,6 +169,30 @@ async fn checkout() -> anyhow::Result<()> {
             percentile(&lat, 0.99).as_secs_f64() * 1000.0
         );
     }
+    // What authentication costs per request: a public route against one whose guard checks
+    // the token (EdDSA verify) and reads the node's database (revocation, staff, roles).
+    println!("\n## (a2) authentication cost per request, 1 client, 3000 requests each");
+    println!("| route | mean (µs) | p99 (µs) |");
+    println!("| --- | ---: | ---: |");
+    for path in ["/health/live", "/v1/auth/me"] {
+        let mut lat = Vec::with_capacity(3000);
+        for _ in 0..3000 {
+            let t = Instant::now();
+            let r = client.get(format!("{url}{path}")).send().await?;
+            if !r.status().is_success() {
+                bail!("{path}: {}", r.status());
+            }
+            r.bytes().await?;
+            lat.push(t.elapsed());
+        }
+        let mean = lat.iter().sum::<Duration>().as_secs_f64() / lat.len() as f64;
+        lat.sort();
+        println!(
+            "| `GET {path}` | {:.0} | {:.0} |",
+            mean * 1e6,
+            percentile(&lat, 0.99).as_secs_f64() * 1e6
+        );
+    }
     stop.cancel();
     // The physical limit: plain inserts of the same rows, same durability, one transaction each.
     let rows: Vec<String> = node
