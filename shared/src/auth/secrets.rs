@@ -104,18 +104,20 @@ fn on_argon2_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..argon2_threads() {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("caja-argon2-{i}")).spawn(move || {
-                loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+            let spawned = std::thread::Builder::new()
+                .name(format!("caja-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
                     }
-                }
-            });
+                });
             // A thread that cannot start leaves fewer workers; zero is handled below.
             let _ = spawned;
         }
@@ -289,7 +291,9 @@ mod tests {
     #[test]
     fn concurrent_hashing_is_bounded_and_all_finish() {
         let hashes: Vec<String> = std::thread::scope(|sc| {
-            let hs: Vec<_> = (0..8).map(|i| sc.spawn(move || hash_pin(&format!("{:04}", 1000 + i)).unwrap())).collect();
+            let hs: Vec<_> = (0..8)
+                .map(|i| sc.spawn(move || hash_pin(&format!("{:04}", 1000 + i)).unwrap()))
+                .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for (i, h) in hashes.iter().enumerate() {
