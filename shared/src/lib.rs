@@ -7,6 +7,7 @@
 //! - [`facts`]: immutable business events (sales, refunds, stock movements).
 //! - [`docs`]: document ids and the automerge schemas of the catalog and the ledgers.
 //! - [`docstore`]: automerge documents stored as chunks in SQLite, with an LRU cache.
+//! - [`pin`]: certificate pinning (the one TLS verifier nodes and tills use).
 //! - [`protocol`]: the versioned QUIC wire frames.
 //! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
 //! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
@@ -19,5 +20,6 @@ pub mod facts;
 pub mod hlc;
 pub mod ids;
 pub mod money;
+pub mod pin;
 pub mod protocol;
 pub mod sync;

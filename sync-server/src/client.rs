@@ -10,11 +10,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use caja_shared::pin::{self, PinMode, PinnedVerifier};
+use rustls::pki_types::CertificateDer;
 
 use crate::tls::{self, TlsError};
 
@@ -26,10 +23,7 @@ pub const SERVER_NAME: &str = "caja-sync";
 /// # Errors
 /// [`TlsError::BadFingerprint`].
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], TlsError> {
-    let clean: String = text.trim().chars().filter(|c| *c != ':').collect();
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(&clean, &mut out).map_err(|_| TlsError::BadFingerprint(text.to_string()))?;
-    Ok(out)
+    pin::parse(text).map_err(|_| TlsError::BadFingerprint(text.to_string()))
 }
 
 /// A node's client certificate chain and private key, presented for mutual TLS. `Debug`
@@ -156,7 +150,7 @@ pub enum EnrollError {
 pub const ENROLL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The start of the handshake error when the server's chain lacks the pinned CA.
-const PIN_MISMATCH: &str = "the sync server's certificate chain does not contain the pinned CA";
+const PIN_MISMATCH: &str = pin::MISMATCH;
 
 /// Enrolls a node: connects to `server` (`host:port`) trusting only the CA pinned by
 /// `ca_fingerprint`, without a client certificate, sends [`caja_shared::protocol::Frame::Enroll`]
@@ -265,10 +259,7 @@ pub fn client_config(
 ) -> Result<quinn::ClientConfig, TlsError> {
     let pin = parse_fingerprint(ca_fingerprint)?;
     let provider = tls::provider();
-    let verifier = Arc::new(PinnedCaVerifier {
-        pin,
-        provider: provider.clone(),
-    });
+    let verifier = PinnedVerifier::new(pin, PinMode::Ca, provider.clone());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -287,82 +278,6 @@ pub fn client_config(
         .max_idle_timeout(Some(tls::idle_timeout()));
     config.transport_config(Arc::new(transport));
     Ok(config)
-}
-
-/// Verifies the server's chain against the pinned CA only.
-#[derive(Debug)]
-struct PinnedCaVerifier {
-    pin: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl PinnedCaVerifier {
-    fn is_pinned(&self, cert: &CertificateDer<'_>) -> bool {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(cert.as_ref()).as_slice() == self.pin
-    }
-}
-
-impl ServerCertVerifier for PinnedCaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates
-            .iter()
-            .chain(std::iter::once(end_entity))
-            .find(|c| self.is_pinned(c))
-            .ok_or_else(|| rustls::Error::General(format!("{PIN_MISMATCH} {}", hex::encode(self.pin))))?;
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned())?;
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
-        let rest: Vec<CertificateDer<'_>> = intermediates
-            .iter()
-            .filter(|c| !self.is_pinned(c))
-            .cloned()
-            .collect();
-        webpki.verify_server_cert(end_entity, &rest, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

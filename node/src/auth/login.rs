@@ -479,6 +479,38 @@ async fn run_login(node: &Node, a_user: Option<StaffUser>, a: Attempt) -> Result
     Ok(outcome?)
 }
 
+/// The user of `username` and whether `pin` is theirs, checked off the writer thread. A
+/// disabled or locked user's PIN is not even checked (the writer job records the attempt
+/// and refuses it); an unknown user costs the same argon2 time as a wrong PIN.
+///
+/// # Errors
+/// Storage failures.
+pub(crate) async fn check_pin_of(
+    node: &Node,
+    username: &str,
+    terminal: &str,
+    pin: Secret,
+) -> Result<(Option<StaffUser>, bool), ApiError> {
+    let (u, t) = (username.to_string(), terminal.to_string());
+    let (user, locked) = node
+        .db()
+        .read(move |c| -> Result<_, ApiError> {
+            let user = staff::by_username(c, &u)?;
+            let locked = match &user {
+                Some(user) => is_locked(c, &user.id, &t)?,
+                None => false,
+            };
+            Ok((user, locked))
+        })
+        .await?;
+    let hash = user
+        .as_ref()
+        .filter(|u| !u.disabled && !locked)
+        .and_then(|u| u.pin_hash.clone());
+    let secret_ok = check_secret(pin, hash).await?;
+    Ok((user, secret_ok))
+}
+
 /// `POST /v1/auth/login`: username and password.
 ///
 /// # Errors
@@ -538,25 +570,7 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
         reason: e.to_string(),
     })?;
     let username = req.username.trim().to_string();
-    let (user, locked) = {
-        let (u, t) = (username.clone(), req.terminal.clone());
-        node.db()
-            .read(move |c| -> Result<_, ApiError> {
-                let user = staff::by_username(c, &u)?;
-                let locked = match &user {
-                    Some(user) => is_locked(c, &user.id, &t)?,
-                    None => false,
-                };
-                Ok((user, locked))
-            })
-            .await?
-    };
-    // A locked user's PIN is not even checked: the job records the attempt and refuses.
-    let hash = user
-        .as_ref()
-        .filter(|u| !u.disabled && !locked)
-        .and_then(|u| u.pin_hash.clone());
-    let secret_ok = check_secret(req.pin, hash).await?;
+    let (user, secret_ok) = check_pin_of(node, &username, &req.terminal, req.pin).await?;
     run_login(
         node,
         user,

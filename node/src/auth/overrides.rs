@@ -105,24 +105,7 @@ pub async fn grant(
         .clone()
         .unwrap_or_else(|| node.identity().terminal.clone());
     let username = req.username.trim().to_string();
-    let (user, locked) = {
-        let (u, t) = (username.clone(), terminal.clone());
-        node.db()
-            .read(move |c| -> Result<_, ApiError> {
-                let user = staff::by_username(c, &u)?;
-                let locked = match &user {
-                    Some(user) => login::is_locked(c, &user.id, &t)?,
-                    None => false,
-                };
-                Ok((user, locked))
-            })
-            .await?
-    };
-    let hash = user
-        .as_ref()
-        .filter(|u| !u.disabled && !locked)
-        .and_then(|u| u.pin_hash.clone());
-    let secret_ok = login::check_secret(req.pin, hash).await?;
+    let (user, secret_ok) = login::check_pin_of(node, &username, &terminal, req.pin).await?;
     let (auth, ident) = (node.auth().clone(), node.identity().clone());
     let ttl = node.auth().settings().override_ttl.as_secs() as i64;
     let outcome = node

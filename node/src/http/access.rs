@@ -28,16 +28,8 @@ use super::routes::{audit, auth, health, products, reports, sales, stock, sync};
 use crate::app::Node;
 use crate::auth::{AuthError, principal};
 
-/// What a route requires of its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone (health probes, the OpenAPI document, logins).
-    Public,
-    /// Any logged-in user (logout, who am I).
-    Authenticated,
-    /// A logged-in user with this permission.
-    Permission(Permission),
-}
+/// What a route requires of its caller (the type both APIs' route tables share).
+pub use caja_shared::auth::Access;
 
 /// One route of the node API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,11 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use caja_shared::auth::tokens::write_secret_file;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
 use crate::config::LanTls;
@@ -88,7 +85,7 @@ impl LanIdentity {
     pub fn fingerprint(&self) -> String {
         self.chain
             .first()
-            .map(|c| hex::encode(Sha256::digest(c)))
+            .map(|c| caja_shared::pin::fingerprint(c))
             .unwrap_or_default()
     }
 }
@@ -200,91 +197,17 @@ pub fn server_config(id: &LanIdentity) -> Result<rustls::ServerConfig, LanTlsErr
 /// # Errors
 /// [`LanTlsError::BadPin`].
 pub fn client_config(pin: &str) -> Result<rustls::ClientConfig, LanTlsError> {
-    let clean: String = pin.trim().chars().filter(|c| *c != ':').collect();
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(&clean, &mut bytes).map_err(|_| LanTlsError::BadPin(pin.to_string()))?;
+    let bytes = caja_shared::pin::parse(pin).map_err(|_| LanTlsError::BadPin(pin.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { pin: bytes, provider }))
+        .with_custom_certificate_verifier(caja_shared::pin::PinnedVerifier::new(
+            bytes,
+            caja_shared::pin::PinMode::LeafOrCa,
+            provider,
+        ))
         .with_no_client_auth())
-}
-
-#[derive(Debug)]
-struct Pinned {
-    pin: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl Pinned {
-    fn matches(&self, c: &CertificateDer<'_>) -> bool {
-        Sha256::digest(c.as_ref()).as_slice() == self.pin
-    }
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.matches(end_entity) {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let ca = intermediates.iter().find(|c| self.matches(c)).ok_or_else(|| {
-            rustls::Error::General(format!(
-                "the node's certificate does not match the pinned fingerprint {}",
-                hex::encode(self.pin)
-            ))
-        })?;
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned())?;
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            self.provider.clone(),
-        )
-        .build()
-        .map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
-        webpki.verify_server_cert(end_entity, &[], server_name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

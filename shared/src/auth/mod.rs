@@ -13,5 +13,5 @@ pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 
-pub use permissions::{Permission, RoleError, RoleTable};
+pub use permissions::{Access, Permission, RoleError, RoleTable};
 pub use tokens::{AccessClaims, TokenError, TokenKeys};

@@ -130,6 +130,18 @@ impl fmt::Display for Permission {
     }
 }
 
+/// What an API route requires of its caller. The node's and the sync server's route tables
+/// declare one per route; one guard per API enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health probes, the OpenAPI document, logins).
+    Public,
+    /// Any logged-in, enabled user (logout, who am I).
+    Authenticated,
+    /// A logged-in user whose current roles grant this permission.
+    Permission(Permission),
+}
+
 /// Why a permission or role name was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RoleError {

@@ -10,16 +10,8 @@ use caja_shared::auth::Permission;
 use super::routes;
 use crate::SyncServer;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone (health, OpenAPI, login, refresh).
-    Public,
-    /// Any logged-in, enabled user.
-    Authenticated,
-    /// A logged-in user whose current roles grant this permission.
-    Permission(Permission),
-}
+/// Who may call a route (the type both APIs' route tables share).
+pub use caja_shared::auth::Access;
 
 /// A route's method, path (axum syntax) and access.
 #[derive(Debug, Clone, PartialEq, Eq)]
