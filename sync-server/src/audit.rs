@@ -215,6 +215,8 @@ pub struct AuditQuery {
     pub to: Option<DateTime<Utc>>,
     /// At most this many (default 100, at most [`MAX_LIMIT`]).
     pub limit: Option<u32>,
+    /// Only entries of these stores (a user scoped to some stores); `None`: any.
+    pub within: Option<Vec<String>>,
 }
 
 /// Entries matching `q`, newest first.
@@ -226,6 +228,7 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, Server
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, store, node, actor_id, actor_name, kind, detail, fact_id FROM audit
          WHERE (?1 IS NULL OR store = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at <= ?3)
+           AND (?5 IS NULL OR store IN (SELECT value FROM json_each(?5)))
          ORDER BY at DESC, id DESC LIMIT ?4",
     )?;
     let rows = stmt.query_map(
@@ -233,7 +236,10 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, Server
             q.store,
             q.from.map(|t| t.timestamp()),
             q.to.map(|t| t.timestamp()),
-            limit
+            limit,
+            q.within
+                .as_ref()
+                .map(|w| serde_json::to_string(w).unwrap_or_else(|_| "[]".into())),
         ],
         |r| {
             Ok(AuditEntry {

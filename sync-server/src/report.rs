@@ -132,6 +132,22 @@ pub fn sales_report(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<SalesReport, ServerError> {
+    sales_report_of(conn, currency, from, to, None)
+}
+
+/// [`sales_report`] of only the stores in `only` (all when `None`); the totals are those
+/// stores' totals.
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn sales_report_of(
+    conn: &Connection,
+    currency: Currency,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<SalesReport, ServerError> {
+    let wanted = |store: &str| only.is_none_or(|o| o.contains(store));
     let day = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
     let args = params![currency.code(), day(from), day(to)];
     let mut days: BTreeMap<String, BTreeMap<NaiveDate, Acc>> = BTreeMap::new();
@@ -143,7 +159,11 @@ pub fn sales_report(
     let mut rows = stmt.query(args)?;
     while let Some(r) = rows.next()? {
         let (count, sum): (i64, i64) = (r.get(3)?, r.get(4)?);
-        if let Some(acc) = acc_for(&mut days, r.get(0)?, r.get(1)?) {
+        let store: String = r.get(0)?;
+        if !wanted(&store) {
+            continue;
+        }
+        if let Some(acc) = acc_for(&mut days, store, r.get(1)?) {
             if r.get::<_, String>(2)? == "sale" {
                 acc.sales += u64::try_from(count).unwrap_or(0);
                 acc.gross = acc.gross.saturating_add(sum);
@@ -162,7 +182,11 @@ pub fn sales_report(
     let mut rows = stmt.query(args)?;
     while let Some(r) = rows.next()? {
         let (name, sum): (String, i64) = (r.get(2)?, r.get(3)?);
-        if let Some(acc) = acc_for(&mut days, r.get(0)?, r.get(1)?) {
+        let store: String = r.get(0)?;
+        if !wanted(&store) {
+            continue;
+        }
+        if let Some(acc) = acc_for(&mut days, store, r.get(1)?) {
             let e = acc.tenders.entry(name).or_insert(0);
             *e = e.saturating_add(sum);
         }

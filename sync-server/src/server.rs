@@ -321,6 +321,24 @@ impl SyncServer {
             .await?
     }
 
+    /// [`SyncServer::sales_report`] of only the stores in `only` (all when `None`).
+    ///
+    /// # Errors
+    /// [`ServerError::Sqlite`].
+    pub async fn sales_report_of(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        only: Option<std::collections::BTreeSet<String>>,
+    ) -> Result<SalesReport, ServerError> {
+        self.0
+            .hub
+            .with_core(move |core| {
+                report::sales_report_of(&core.conn, core.currency, from, to, only.as_ref())
+            })
+            .await?
+    }
+
     /// Number of facts the server has projected (all stores), to wait for convergence.
     ///
     /// # Errors

@@ -8,7 +8,8 @@
 //! enabled, it is not revoked (logout, session revoked), the user has not been signed out
 //! everywhere since the token was issued, and the route's permission is granted by the user's CURRENT
 //! roles that the token also carries (a role taken away works at once; a role added needs a
-//! new login). A refusal is 401 with the token error's problem type (`token-expired`, …)
+//! new login). A user tied to stores who is not an admin reads only those stores' data
+//! ([`Principal::scope`]: reports, facts, the store list, the audit log). A refusal is 401 with the token error's problem type (`token-expired`, …)
 //! and `WWW-Authenticate`, or 403 `forbidden` naming the missing permission.
 
 use std::collections::BTreeSet;
@@ -40,9 +41,18 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The permissions those roles grant.
     pub permissions: BTreeSet<Permission>,
+    /// The stores whose data this user may read through the admin API: `None` for
+    /// head-office-wide users (admins, and users tied to no store), else the user's stores.
+    /// A store manager's account exists at head office too; this keeps it to its stores.
+    pub scope: Option<BTreeSet<String>>,
 }
 
 impl Principal {
+    /// Whether this user may read `store`'s data.
+    pub fn sees(&self, store: &str) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains(store))
+    }
+
     /// The audit actor of this user.
     pub fn actor(&self) -> Actor {
         Actor::user(&self.claims.sub, &self.claims.name)
@@ -96,11 +106,14 @@ async fn principal(server: &SyncServer, claims: AccessClaims) -> Result<Principa
                     .cloned()
                     .collect();
                 let permissions = core.roles.permissions(&roles);
+                let scope = (!roles.iter().any(|r| r == "admin") && !user.stores.is_empty())
+                    .then(|| user.stores.iter().map(|s| s.to_string()).collect());
                 Ok(Ok(Principal {
                     claims,
                     display_name: user.display_name,
                     roles,
                     permissions,
+                    scope,
                 }))
             },
         )

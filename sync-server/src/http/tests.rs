@@ -900,3 +900,83 @@ async fn users_and_roles_over_http_validate_every_field() {
     let (s, v, ct) = read(app.call("GET", "/v1/facts/nope", None).await).await;
     assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
 }
+
+/// A store manager's account exists at head office too (their credentials replicate from
+/// here); through the admin API it reads only its own stores' data. Admins and users tied
+/// to no store read everything.
+#[tokio::test]
+async fn users_tied_to_stores_read_only_their_stores() {
+    use caja_shared::facts::{FactBody, SecurityEvent, tests_support};
+    use caja_shared::ids::FactId;
+    let app = app().await;
+    let mut sale_ids = Vec::new();
+    for s in ["a", "b"] {
+        app.server.create_store(s.parse().unwrap(), s).await.unwrap();
+        let mut sale = tests_support::sample();
+        sale.id = FactId::new();
+        sale.store = s.parse().unwrap();
+        let mut logout = sale.clone();
+        logout.id = FactId::new();
+        logout.body = FactBody::Security(SecurityEvent::Logout { session: "s".into() });
+        sale_ids.push(sale.id.to_string());
+        app.server
+            .hub()
+            .with_core(move |core| {
+                for f in [&sale, &logout] {
+                    crate::projection::project_fact(&core.conn, &f.store, f).unwrap();
+                    crate::audit::record_fact(&core.conn, f).unwrap();
+                }
+            })
+            .await
+            .unwrap();
+    }
+    app.server
+        .create_user(NewUser {
+            username: "ma".into(),
+            display_name: "Manager of a".into(),
+            password: Some(Secret::new(PASSWORD)),
+            pin: None,
+            roles: vec!["manager".into()],
+            stores: vec!["a".parse().unwrap()],
+        })
+        .await
+        .unwrap();
+    let t = app.login("ma").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app = &app;
+    let get = |uri: String, token: String| async move { app.send("GET", &uri, Some(&token), None).await };
+    let (s, report, _) = get("/v1/reports/sales".into(), t.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["stores"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["a"]
+    );
+    assert_eq!(report["totals"]["sales"], 1);
+    let (_, stores, _) = get("/v1/stores".into(), t.clone()).await;
+    assert_eq!(stores.as_array().unwrap().len(), 1, "{stores}");
+    assert_eq!(
+        get(format!("/v1/facts/{}", sale_ids[0]), t.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(format!("/v1/facts/{}", sale_ids[1]), t.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, audit, _) = get("/v1/audit".into(), t.clone()).await;
+    let seen: BTreeSet<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["store"].as_str())
+        .collect();
+    assert_eq!(seen, BTreeSet::from(["a"]), "{audit}");
+    assert!(
+        audit.as_array().unwrap().iter().all(|e| e["store"].is_string()),
+        "head-office entries leaked: {audit}"
+    );
+    // The admin sees both stores.
+    let (_, all, _) = get("/v1/reports/sales".into(), app.token.clone()).await;
+    assert_eq!(all["totals"]["sales"], 2);
+}

@@ -73,6 +73,7 @@ fn time(name: &'static str, text: Option<&str>, end_of_day: bool) -> Result<Opti
     ))]
 pub async fn list(
     State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<axum::Json<Vec<AuditOut>>, ApiError> {
     let query = AuditQuery {
@@ -80,6 +81,8 @@ pub async fn list(
         from: time("from", q.from.as_deref(), false)?,
         to: time("to", q.to.as_deref(), true)?,
         limit: q.limit,
+        // A user tied to stores sees only their stores' entries (see `Principal::scope`).
+        within: me.scope.as_ref().map(|s| s.iter().cloned().collect()),
     };
     Ok(axum::Json(
         server

@@ -16,10 +16,12 @@ use crate::http::error::{ApiError, ApiPath, Problem};
     ))]
 pub async fn get(
     State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     match server.fact(&id).await? {
-        Some(f) => Ok(axum::Json(f)),
-        None => Err(ApiError::NotFound(format!("no fact {id:?}"))),
+        // Another store's fact is "not found" for a user scoped to their stores.
+        Some(f) if f["store"].as_str().is_some_and(|s| me.sees(s)) => Ok(axum::Json(f)),
+        _ => Err(ApiError::NotFound(format!("no fact {id:?}"))),
     }
 }

@@ -36,6 +36,7 @@ fn date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     ))]
 pub async fn sales(
     State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<axum::Json<SalesReport>, ApiError> {
     let from = date("from", q.from.as_deref())?;
@@ -45,5 +46,8 @@ pub async fn sales(
     {
         return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
     }
-    Ok(axum::Json(server.sales_report(from, to).await?))
+    // A user tied to stores sees only theirs (see `Principal::scope`).
+    Ok(axum::Json(
+        server.sales_report_of(from, to, me.scope.clone()).await?,
+    ))
 }

@@ -151,11 +151,15 @@ pub async fn enrollment_code(
 #[utoipa::path(get, path = "/v1/stores", tag = "stores",
     security(("bearer" = [])),
     responses((status = 200, description = "Stores by code", body = [StoreOut])))]
-pub async fn list(State(server): State<SyncServer>) -> Result<axum::Json<Vec<StoreOut>>, ApiError> {
+pub async fn list(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+) -> Result<axum::Json<Vec<StoreOut>>, ApiError> {
     let stores = server.stores().await?;
     Ok(axum::Json(
         stores
             .into_iter()
+            .filter(|s| me.sees(s.row.code.as_str()))
             .map(|s| StoreOut {
                 code: s.row.code.to_string(),
                 name: s.row.name,
