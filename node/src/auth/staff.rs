@@ -182,10 +182,12 @@ pub fn project(
     }
     conn.execute("DELETE FROM staff", [])?;
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT INTO staff ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT OR IGNORE INTO staff ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?;
     for u in users {
-        insert.execute(params![
+        // Two users with one username (a head-office mistake) must not wedge the sync:
+        // the first (by id) keeps the name, the other cannot log in here until fixed.
+        let inserted = insert.execute(params![
             u.id,
             u.username,
             u.display_name,
@@ -196,6 +198,9 @@ pub fn project(
             u.sessions_valid_after,
             u.updated_at.to_rfc3339(),
         ])?;
+        if inserted == 0 {
+            tracing::warn!(user = %u.id, username = %u.username, "two staff entries share this username; this one is ignored");
+        }
     }
     let old_roles: BTreeMap<String, String> = {
         let mut stmt = conn.prepare_cached("SELECT name, permissions FROM custom_roles")?;
@@ -237,4 +242,91 @@ pub fn project(
         )?;
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, name: &str, roles: &[&str]) -> StaffUser {
+        StaffUser {
+            id: id.into(),
+            username: name.into(),
+            display_name: name.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            password_hash: None,
+            pin_hash: None,
+            disabled: false,
+            sessions_valid_after: 0,
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        crate::auth::schema::migrate(&c).unwrap();
+        c
+    }
+
+    #[test]
+    fn projection_audits_changes_and_revokes_sessions() {
+        let c = db();
+        let roles = BTreeMap::from([(
+            "clerk".to_string(),
+            vec!["stock.read".to_string(), "time.travel".to_string()],
+        )]);
+        assert_eq!(
+            project(&c, &[user("u1", "ana", &["cashier"])], &roles).unwrap(),
+            2
+        );
+        let s = caja_shared::auth::sessions::start(&c, "u1", "ana", "pin", Some("T1"), 1, 3600).unwrap();
+        // Custom roles resolve; unknown permissions are dropped.
+        let t = role_table(&c).unwrap();
+        assert_eq!(
+            t.permissions(&["clerk"]),
+            [caja_shared::auth::Permission::StockRead].into()
+        );
+        // Signed out everywhere: the session dies when the change is projected.
+        let mut u = user("u1", "ana", &["cashier", "clerk"]);
+        u.sessions_valid_after = 99;
+        assert_eq!(project(&c, &[u.clone()], &roles).unwrap(), 2);
+        assert!(
+            caja_shared::auth::sessions::revoked(&c, "j", &s.session.family)
+                .unwrap()
+                .is_some()
+        );
+        // Removed from the store.
+        assert_eq!(project(&c, &[], &BTreeMap::new()).unwrap(), 2);
+        assert!(by_id(&c, "u1").unwrap().is_none());
+        let kinds: Vec<String> = crate::auth::audit::list(&c, 0, None, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "user_added",
+                "role_defined",
+                "roles_changed",
+                "sessions_revoked",
+                "user_removed",
+                "role_removed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_duplicate_username_is_skipped_not_fatal() {
+        let c = db();
+        project(
+            &c,
+            &[user("u1", "ana", &["cashier"]), user("u2", "ana", &["admin"])],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(by_username(&c, "ana").unwrap().unwrap().id, "u1");
+        assert!(by_id(&c, "u2").unwrap().is_none());
+    }
 }
