@@ -1244,6 +1244,9 @@ async fn data_survives_a_restart() {
         "main-T1-2"
     );
     assert_eq!(node.get("/v1/products?q=earl").await.ok(200)[0]["sku"], "TEA-1");
+    // A second user after the restart: the staff document reloads from disk and grows.
+    node.add_user("second", &["cashier"]).await;
+    assert!(!node.login("second").await.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -177,7 +177,15 @@ pub fn append(
         });
     }
     let id = doc.to_string();
-    let chunk = am.save_after(before);
+    // The first chunk of a document is all of it: a document created in memory may hold a
+    // change the caller's `before` already covers (a shared genesis), and a stored
+    // document must load on its own.
+    let stored = conn
+        .prepare_cached("SELECT 1 FROM doc_heads WHERE doc_id = ?1")?
+        .query_row(params![id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let chunk = if stored { am.save_after(before) } else { am.save() };
     let len = chunk.len() as i64;
     conn.prepare_cached("INSERT INTO doc_chunks (doc_id, bytes) VALUES (?1, ?2)")?
         .execute(params![id, chunk])?;
@@ -395,6 +403,33 @@ impl DocCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_created_in_memory_stores_its_genesis_with_its_first_change() {
+        // The node creates `store/<s>` from the shared genesis in memory, then persists
+        // only what changed after the genesis heads: the stored document must still load.
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let id: DocId = "store/s1".parse().unwrap();
+        let mut cache = DocCache::new(4);
+        let am = cache.get_or_create(&conn, &id).unwrap();
+        let before = am.get_heads();
+        assert!(!before.is_empty(), "the genesis is a change");
+        crate::docs::store::put_roles(am, &[("clerk".to_string(), vec![])].into(), &[]).unwrap();
+        persist(&conn, &id, am, &before).unwrap();
+        let loaded = load(&conn, &id).unwrap().expect("stored");
+        assert!(crate::docs::store::roles(&loaded).unwrap().contains_key("clerk"));
+        // And later changes still append as increments.
+        let before = am.get_heads();
+        crate::docs::store::put_roles(am, &[("other".to_string(), vec![])].into(), &[]).unwrap();
+        persist(&conn, &id, am, &before).unwrap();
+        assert_eq!(
+            crate::docs::store::roles(&load(&conn, &id).unwrap().unwrap())
+                .unwrap()
+                .len(),
+            2
+        );
+    }
     use crate::facts::tests_support::sample;
 
     #[test]

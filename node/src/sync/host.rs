@@ -43,6 +43,7 @@ impl DocHost for NodeHost<'_, '_> {
     }
 
     fn generate(&mut self, doc: &DocId, state: &mut sync::State) -> Result<Option<Message>, String> {
+        self.loadable(doc, state)?;
         let am = self.ctx.doc(doc).map_err(|e| e.to_string())?;
         Ok(am.generate_sync_message(state))
     }
@@ -63,12 +64,30 @@ impl DocHost for NodeHost<'_, '_> {
 }
 
 impl NodeHost<'_, '_> {
+    /// Makes sure `doc` loads. A document only head office writes (the staff document)
+    /// that no longer loads from disk is dropped and fetched again from the server, with a
+    /// fresh sync state, instead of failing every session from now on; any other document
+    /// is this node's own data and its error stands.
+    fn loadable(&mut self, doc: &DocId, state: &mut sync::State) -> Result<(), String> {
+        match self.ctx.doc(doc) {
+            Ok(_) => Ok(()),
+            Err(e) if doc.written_by_head_office() => {
+                tracing::warn!(%doc, error = %e, "local copy of a head-office document does not load; fetching it again");
+                self.ctx.drop_doc(doc).map_err(|e| e.to_string())?;
+                *state = sync::State::new();
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     fn receive_inner(
         &mut self,
         doc: &DocId,
         state: &mut sync::State,
         message: Message,
     ) -> Result<(), String> {
+        self.loadable(doc, state)?;
         let am = self.ctx.doc(doc).map_err(|e| e.to_string())?;
         let before = am.get_heads();
         am.receive_sync_message(state, message)

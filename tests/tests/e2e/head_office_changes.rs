@@ -1,5 +1,6 @@
-//! Head office's decisions reach a store's node through the replicated store document and
-//! bind tokens the node already issued: a custom role works at the node; taking a role
+//! Head office's decisions reach a store's node through the replicated store document (also
+//! after the node restarted with a damaged copy of it) and bind tokens the node already
+//! issued: a custom role works at the node; taking a role
 //! away, "sign out everywhere" and disabling a user stop a live token at once (no waiting
 //! for it to expire); the node's audit log records each change.
 
@@ -38,6 +39,20 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
     let dir = TestDir::new("hq-changes")?;
     let server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
     let ticket = server.create_store("c", "Store C").await?;
+    let node = TestNode::start(&dir.join("c"), "c", Currency::GBP, Some(ticket.clone())).await?;
+    // The node restarts once (a reboot) before head office changes anything: its staff
+    // document must load from disk and keep syncing.
+    node.stop().await?;
+    // While it is down its copy of the staff document is damaged (a disk error): the node
+    // must drop it and fetch it again from head office, not fail every session.
+    {
+        let conn = rusqlite::Connection::open(dir.join("c").join("node.sqlite"))?;
+        let n = conn.execute(
+            "UPDATE doc_chunks SET bytes = X'00010203' WHERE doc_id = 'store/c'",
+            [],
+        )?;
+        ensure!(n > 0, "no stored staff document to damage");
+    }
     let node = TestNode::start(&dir.join("c"), "c", Currency::GBP, Some(ticket)).await?;
     let hq = server.server();
     hq.put_products(vec![Product {
