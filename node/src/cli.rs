@@ -335,26 +335,9 @@ impl ServeArgs {
 /// # Errors
 /// When nothing usable can be read.
 pub fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
-    if let Ok(v) = std::env::var(env)
-        && !v.is_empty()
-    {
-        return Ok(Secret::new(v));
-    }
-    use std::io::IsTerminal;
-    let text = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("{prompt} (or set {env}): ")).context("reading the secret")?
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("reading the secret from stdin")?;
-        line
-    };
-    let text = text.trim_end_matches(['\r', '\n']).to_string();
-    if text.is_empty() {
-        bail!("no secret given: set {env} or type it at the prompt");
-    }
-    Ok(Secret::new(text))
+    caja_shared::auth::secrets::read_secret(env, prompt)
+        .context("reading the secret")?
+        .with_context(|| format!("no secret given: set {env} or type it at the prompt"))
 }
 
 #[cfg(test)]

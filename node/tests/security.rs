@@ -491,8 +491,9 @@ async fn hopping_terminals_locks_the_user_on_every_terminal() {
     assert_eq!(audit[0]["detail"]["all_terminals"], true);
 }
 
+/// A refund without receipt, dated now (a cashier may not date it otherwise).
 fn no_receipt_refund() -> Value {
-    json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "reason": "no receipt", "occurred_at": AT})
+    json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "reason": "no receipt"})
 }
 
 #[tokio::test]
@@ -547,7 +548,7 @@ async fn manager_override_authorises_one_action() {
     with(
         &token,
         &json!({"lines": [{"sku": "TEA-1", "quantity": 1, "unit_price": "1.00"}],
-        "tenders": [{"kind": "cash", "amount": "5"}], "occurred_at": AT}),
+        "tenders": [{"kind": "cash", "amount": "5"}]}),
         "/v1/sales",
     )
     .await
@@ -585,7 +586,7 @@ async fn manager_override_authorises_one_action() {
     assert!(r.problem(403, "override-refused").contains("another user"));
     // A price override the same way.
     let sale = json!({"lines": [{"sku": "TEA-1", "quantity": 1, "unit_price": "1.99"}],
-        "tenders": [{"kind": "cash", "amount": "5"}], "occurred_at": AT});
+        "tenders": [{"kind": "cash", "amount": "5"}]});
     c.post("/v1/sales", &sale).await.problem(403, "forbidden");
     let t3 = ask("mgr", pin_of("manager"), "price.override").await.ok(200)["override_token"]
         .as_str()
@@ -631,6 +632,68 @@ async fn manager_override_authorises_one_action() {
     node.get("/v1/audit?since=yesterday")
         .await
         .problem(400, "bad-parameter");
+}
+
+#[tokio::test]
+async fn cashiers_cannot_backdate_sales_or_refunds() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    node.add_user("mgr", &["manager"]).await;
+    node.add_user("ana", &["cashier"]).await;
+    let ana = node.as_user(Some(node.login("ana").await));
+    let old = json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "tenders": [{"kind": "cash", "amount": "5"}],
+        "occurred_at": AT});
+    let detail = ana.post("/v1/sales", &old).await.problem(403, "forbidden");
+    assert!(detail.contains("sale.backdate"), "{detail}");
+    // Within five minutes of now is a till's clock being a little off, not backdating.
+    let now = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let recent = json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "tenders": [{"kind": "cash", "amount": "5"}],
+        "occurred_at": now.to_rfc3339()});
+    ana.post("/v1/sales", &recent).await.ok(201);
+    // A refund with receipt dated back is refused the same way.
+    let s = ana
+        .post("/v1/sales", &json!({"lines": [{"sku": "TEA-1", "quantity": 1}], "tenders": [{"kind": "cash", "amount": "5"}]}))
+        .await
+        .ok(201)
+        .clone();
+    ana.post(
+        "/v1/refunds",
+        &json!({"original_sale": s["id"], "lines": [{"sku": "TEA-1", "quantity": 1}], "occurred_at": AT}),
+    )
+    .await
+    .problem(403, "forbidden");
+    // A manager's PIN lends it for one sale; a manager may backdate themselves.
+    let ask = json!({"username": "mgr", "pin": pin_of("manager"), "permission": "sale.backdate"});
+    let grant = || ana.post("/v1/auth/override", &ask);
+    let t = grant().await.ok(200)["override_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = ana
+        .send(
+            ana.req(Method::POST, "/v1/sales")
+                .header("caja-override", &t)
+                .json(&old),
+        )
+        .await;
+    assert_eq!(r.ok(201)["business_date"], "2024-03-15");
+    let m = node.as_user(Some(node.login("mgr").await));
+    m.post("/v1/sales", &old).await.ok(201);
+    // Backdated AND at another price: two rights, which one override cannot lend.
+    let t = grant().await.ok(200)["override_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let both = json!({"lines": [{"sku": "TEA-1", "quantity": 1, "unit_price": "1.00"}],
+        "tenders": [{"kind": "cash", "amount": "5"}], "occurred_at": AT});
+    let r = ana
+        .send(
+            ana.req(Method::POST, "/v1/sales")
+                .header("caja-override", &t)
+                .json(&both),
+        )
+        .await;
+    assert!(r.problem(403, "forbidden").contains("several rights"));
 }
 
 #[tokio::test]

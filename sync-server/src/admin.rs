@@ -312,6 +312,16 @@ impl SyncServer {
             .await?
     }
 
+    /// The permissions `roles` grant (built-in and current custom roles).
+    ///
+    /// # Errors
+    /// [`ServerError::Task`] when the core cannot be reached.
+    pub async fn role_permissions(&self, roles: Vec<String>) -> Result<BTreeSet<Permission>, ServerError> {
+        self.hub()
+            .with_core(move |core| core.roles.permissions(&roles))
+            .await
+    }
+
     /// Every enrolled node.
     ///
     /// # Errors

@@ -181,9 +181,10 @@ pub enum NodeCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user. The password is read from CAJA_SYNC_PASSWORD or, if that is unset,
-    /// from one line on standard input (never from a flag, which other users could see in
-    /// the process list); an optional PIN from CAJA_SYNC_PIN. Refused while a server runs
-    /// on the data directory: use its admin API (POST /v1/users) then.
+    /// typed at a hidden prompt (or one line of stdin when it is not a terminal; never a
+    /// flag, which other users could see in the process list); `--no-password` for a
+    /// PIN-only user; an optional PIN from CAJA_SYNC_PIN. Refused while a server runs on
+    /// the data directory: use its admin API (POST /v1/users) then.
     Add {
         /// Login name: 1-64 characters of a-z, 0-9, '.', '_' and '-'.
         username: String,
@@ -196,6 +197,9 @@ pub enum UserCommand {
         /// Display name (default: the username).
         #[arg(long)]
         name: Option<String>,
+        /// No password: the user logs in with a PIN only (set CAJA_SYNC_PIN).
+        #[arg(long)]
+        no_password: bool,
         /// Data directory.
         #[command(flatten)]
         data: DataDir,

@@ -86,9 +86,10 @@ fn main() -> anyhow::Result<()> {
                     roles,
                     stores,
                     name,
+                    no_password,
                     data,
                 },
-        } => user_add(&data.data_dir, username, roles, stores, name),
+        } => user_add(&data.data_dir, username, roles, stores, name, no_password),
         Command::CaFingerprint(data) => {
             require_server_dir(&data.data_dir)?;
             std::fs::create_dir_all(&data.data_dir)
@@ -128,20 +129,24 @@ fn user_add(
     roles: Vec<String>,
     stores: Vec<caja_shared::ids::StoreCode>,
     name: Option<String>,
+    no_password: bool,
 ) -> anyhow::Result<()> {
-    let password = match std::env::var("CAJA_SYNC_PASSWORD") {
-        Ok(p) => Some(Secret::new(p)),
-        Err(_) => {
-            eprintln!("password for {username} (one line on standard input; empty for none):");
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("reading the password")?;
-            let p = line.trim_end_matches(['\r', '\n']).to_string();
-            (!p.is_empty()).then(|| Secret::new(p))
-        }
+    let password = if no_password {
+        None
+    } else {
+        Some(
+            caja_shared::auth::secrets::read_secret("CAJA_SYNC_PASSWORD", &format!("password for {username}"))
+                .context("reading the password")?
+                .context("no password given: set CAJA_SYNC_PASSWORD or type it, or pass --no-password for a PIN-only user")?,
+        )
     };
-    let pin = std::env::var("CAJA_SYNC_PIN").ok().map(Secret::new);
+    let pin = std::env::var("CAJA_SYNC_PIN")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret::new);
+    if password.is_none() && pin.is_none() {
+        anyhow::bail!("a user needs a password or a PIN: set CAJA_SYNC_PIN for a PIN-only user");
+    }
     // The currency the data dir was created with (a new one gets the serve default).
     let currency = match db::setting(&open_db(dir)?, "currency")? {
         Some(c) => c

@@ -183,6 +183,36 @@ impl Actor {
         })
     }
 
+    /// Authorises every data-dependent permission an action needs: `Ok(None)` when the
+    /// user has them all; when exactly one is missing, the request's override for it
+    /// ([`overrides::authorize`]); when several are missing, a refusal (one override lends
+    /// one permission: a manager must do this one).
+    ///
+    /// # Errors
+    /// [`AuthError::Forbidden`] / [`AuthError::Override`].
+    pub fn authorize_all(
+        &self,
+        ctx: &crate::store::Ctx<'_>,
+        needed: &[(Permission, &str)],
+    ) -> Result<Option<caja_shared::facts::Authorization>, AuthError> {
+        let missing: Vec<&(Permission, &str)> = needed
+            .iter()
+            .filter(|(p, _)| !self.principal.permissions.contains(p))
+            .collect();
+        match missing.as_slice() {
+            [] => Ok(None),
+            [(p, action)] => self.authorize(ctx, *p, action),
+            [(p, action), ..] => Err(AuthError::forbidden(
+                &self.principal,
+                *p,
+                format!(
+                    "{action} (and more: it needs several rights one override cannot lend; a manager must make it)"
+                ),
+                "",
+            )),
+        }
+    }
+
     /// Authorises a data-dependent `permission` (see [`overrides::authorize`]).
     ///
     /// # Errors

@@ -74,6 +74,11 @@ pub enum Permission {
     /// List and revoke enrolled nodes (head office).
     #[serde(rename = "node.manage")]
     NodeManage,
+    /// Record a sale or refund at another time than now (more than 5 minutes off): an
+    /// import, a replay, a till's queue after an outage. Without it a cashier could
+    /// rewrite the takings of a closed day.
+    #[serde(rename = "sale.backdate")]
+    SaleBackdate,
 }
 
 impl Permission {
@@ -97,6 +102,7 @@ impl Permission {
         Permission::UserManage,
         Permission::StoreManage,
         Permission::NodeManage,
+        Permission::SaleBackdate,
     ];
 
     /// The dotted name, e.g. `"refund.no_receipt"`.
@@ -120,6 +126,7 @@ impl Permission {
             Permission::UserManage => "user.manage",
             Permission::StoreManage => "store.manage",
             Permission::NodeManage => "node.manage",
+            Permission::SaleBackdate => "sale.backdate",
         }
     }
 }
@@ -192,6 +199,7 @@ const MANAGER_EXTRA: &[Permission] = &[
     Permission::ReportRead,
     Permission::SyncRead,
     Permission::AuditRead,
+    Permission::SaleBackdate,
 ];
 
 /// The permissions of a built-in role, or `None` for any other name. `admin` has every

@@ -37,6 +37,32 @@ pub enum SecretError {
     Argon2(String),
 }
 
+/// A secret typed by a person at a command line: from the environment variable `env`
+/// when set and not empty; else at a hidden prompt (`prompt`, on stderr) when stdin is a
+/// terminal; else one line of stdin (scripts). `None` when what was read is empty.
+///
+/// Never from a command-line flag: other users could read it in the process list.
+///
+/// # Errors
+/// The I/O error reading the terminal or stdin.
+pub fn read_secret(env: &str, prompt: &str) -> std::io::Result<Option<Secret>> {
+    if let Ok(v) = std::env::var(env)
+        && !v.is_empty()
+    {
+        return Ok(Some(Secret::new(v)));
+    }
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{prompt} (or set {env}): "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line
+    };
+    let text = text.trim_end_matches(['\r', '\n']).to_string();
+    Ok((!text.is_empty()).then(|| Secret::new(text)))
+}
+
 /// A secret string from a request or a frame (password, PIN, refresh token, enrollment
 /// code): serialized as the plain string, but `Debug` and `Display` print `<redacted>`, so
 /// it cannot reach a log by accident.

@@ -48,6 +48,25 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Refuses to hand out `granted` permissions (roles given to a user, or a custom role
+    /// defined) that this user does not hold: `user.manage` must not be a way to become
+    /// admin.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] naming the permissions missing.
+    pub fn may_grant(&self, what: &str, granted: &BTreeSet<Permission>) -> Result<(), ApiError> {
+        let missing: Vec<&str> = granted.difference(&self.permissions).map(|p| p.name()).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} grants {} that {} does not have; only someone who holds a permission can hand it out",
+                missing.join(", "),
+                self.claims.name
+            )))
+        }
+    }
+
     /// Whether this user may read `store`'s data.
     pub fn sees(&self, store: &str) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(store))

@@ -980,3 +980,78 @@ async fn users_tied_to_stores_read_only_their_stores() {
     let (_, all, _) = get("/v1/reports/sales".into(), app.token.clone()).await;
     assert_eq!(all["totals"]["sales"], 2);
 }
+
+/// `user.manage` is not a way to become admin: a user manager can neither grant, define
+/// nor take over (by resetting a password) more than they hold themselves.
+#[tokio::test]
+async fn user_managers_cannot_raise_themselves_or_take_over_admins() {
+    let app = app().await;
+    let (s, _, _) = app
+        .json("PUT", "/v1/roles/hr", json!({"permissions": ["user.manage"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let hr = app.user("hr1", &["hr"]).await;
+    let root = app
+        .server
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "root")
+        .unwrap()
+        .id;
+    let t = app.login("hr1").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let send = |m: &'static str, uri: String, body: Value| {
+        let t = t.clone();
+        let app = &app;
+        async move { app.send(m, &uri, Some(&t), Some(body)).await }
+    };
+    for (m, uri, body) in [
+        ("PATCH", format!("/v1/users/{hr}"), json!({"roles": ["admin"]})),
+        (
+            "POST",
+            "/v1/users".to_string(),
+            json!({"username": "mole", "password": PASSWORD, "roles": ["admin"]}),
+        ),
+        (
+            "PUT",
+            "/v1/roles/super".to_string(),
+            json!({"permissions": ["user.manage", "node.manage"]}),
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{root}"),
+            json!({"password": "taken over at last"}),
+        ),
+        ("POST", format!("/v1/users/{root}/revoke-sessions"), json!({})),
+    ] {
+        let (s, body, ct) = send(m, uri.clone(), body).await;
+        assert_problem(s, &body, &ct, StatusCode::FORBIDDEN, "forbidden");
+        assert!(
+            body["detail"].as_str().unwrap().contains("does not have"),
+            "{m} {uri}: {body}"
+        );
+    }
+    // Within their own rights they can work: a cashier, and another user manager.
+    let (s, body, _) = send(
+        "POST",
+        "/v1/users".into(),
+        json!({"username": "cash1", "pin": "1234", "roles": ["cashier"]}),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "cashier rights are not the user manager's: {body}"
+    );
+    let (s, body, _) = send(
+        "POST",
+        "/v1/users".into(),
+        json!({"username": "hr2", "password": PASSWORD, "roles": ["hr"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+}

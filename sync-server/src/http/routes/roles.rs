@@ -87,6 +87,7 @@ pub async fn put(
             })
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
+    me.may_grant(&format!("role {name}"), &permissions)?;
     server
         .define_role_as(&me.actor(), &name, permissions.clone())
         .await?;

@@ -124,6 +124,10 @@ pub async fn create(
     Extension(me): Extension<Principal>,
     ApiJson(body): ApiJson<UserIn>,
 ) -> Result<(StatusCode, axum::Json<UserOut>), ApiError> {
+    me.may_grant(
+        &format!("giving roles {}", body.roles.join(", ")),
+        &server.role_permissions(body.roles.clone()).await?,
+    )?;
     let user = NewUser {
         display_name: body.display_name.unwrap_or_else(|| body.username.clone()),
         username: body.username,
@@ -176,6 +180,13 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UserPatchIn>,
 ) -> Result<axum::Json<UserOut>, ApiError> {
+    may_manage(&server, &me, &id).await?;
+    if let Some(roles) = &body.roles {
+        me.may_grant(
+            &format!("giving roles {}", roles.join(", ")),
+            &server.role_permissions(roles.clone()).await?,
+        )?;
+    }
     let patch = UserPatch {
         display_name: body.display_name,
         password: body.password,
@@ -202,6 +213,17 @@ pub async fn revoke_sessions(
     Extension(me): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    may_manage(&server, &me, &id).await?;
     server.revoke_user_sessions_as(&me.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses changing a user who holds permissions `me` does not: resetting their password
+/// would hand those permissions over.
+async fn may_manage(server: &SyncServer, me: &Principal, id: &str) -> Result<(), ApiError> {
+    let Some(target) = server.user(id).await? else {
+        return Err(ApiError::NotFound(format!("no user with id {id:?}")));
+    };
+    let theirs = server.role_permissions(target.roles.clone()).await?;
+    me.may_grant(&format!("changing user {}, who", target.username), &theirs)
 }
