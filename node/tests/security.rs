@@ -466,6 +466,34 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
 }
 
 #[tokio::test]
+async fn unknown_usernames_lock_like_real_ones() {
+    let node = spawn_node().await;
+    node.add_user("cara", &["cashier"]).await;
+    let mut answers = Vec::new();
+    for name in ["cara", "ghost"] {
+        let mut seq = Vec::new();
+        for _ in 0..6 {
+            let r = node.pin_login("T1", name, "00000000").await;
+            let detail = r.json["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .replace(name, "NAME");
+            seq.push((
+                r.status.as_u16(),
+                detail.split(" until ").next().unwrap_or("").to_string(),
+            ));
+        }
+        answers.push(seq);
+    }
+    // Same statuses, same wording: nothing tells a real username from a made-up one.
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0].iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [401, 401, 401, 401, 423, 423]
+    );
+}
+
+#[tokio::test]
 async fn hopping_terminals_locks_the_user_on_every_terminal() {
     let node = spawn_node().await;
     node.add_user("ana", &["cashier"]).await;
@@ -724,6 +752,18 @@ async fn rate_limits_answer_429_with_retry_after() {
         }
     }
     assert!(limited > 0, "no request was limited");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = spawn_node().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(node.dir.path()), 0o700);
+    for f in ["node.sqlite", "node.sqlite-wal", "jwt.key"] {
+        assert_eq!(mode(&node.dir.path().join(f)), 0o600, "{f}");
+    }
 }
 
 #[tokio::test]

@@ -57,7 +57,11 @@ CREATE TABLE IF NOT EXISTS fact_tenders (
 /// [`ServerError::DocStore`] if the database cannot be opened or migrated.
 pub fn open(data_dir: &Path) -> Result<Connection, ServerError> {
     std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
-    let conn = Connection::open(data_dir.join(DB_FILE))?;
+    // The user directory (argon2id hashes), the CA key and the sessions live here: owner only.
+    caja_shared::auth::tokens::make_private(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
+    let path = data_dir.join(DB_FILE);
+    let conn = Connection::open(&path)?;
+    caja_shared::auth::tokens::make_private(&path).map_err(|e| ServerError::io(&path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;

@@ -198,15 +198,24 @@ const ALL_TERMINALS_FACTOR: u32 = 3;
 /// The window of [`ALL_TERMINALS_FACTOR`]: 15 minutes.
 const ALL_TERMINALS_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-/// Wrong PINs recorded for a user (logins and overrides, any terminal) since `since_ms`.
-fn recent_pin_failures(conn: &rusqlite::Connection, user: &str, since_ms: i64) -> Result<u32, StoreError> {
+/// PIN failures recorded for a user (logins and overrides, any terminal, any reason but a
+/// lock) since `since_ms`; for a name that is not staff here (`user` is `None`), those
+/// recorded under that username.
+fn recent_pin_failures(
+    conn: &rusqlite::Connection,
+    user: Option<&str>,
+    username: &str,
+    since_ms: i64,
+) -> Result<u32, StoreError> {
     let since = at(since_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let n: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM audit_log WHERE kind = 'login_failed' AND user_id = ?1 AND at >= ?2
-             AND json_extract(detail, '$.reason') IN ('wrong PIN', 'override: wrong PIN')",
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'login_failed' AND at >= ?3
+             AND ((?1 IS NOT NULL AND user_id = ?1) OR (?1 IS NULL AND user_id IS NULL AND username = ?2))
+             AND json_extract(detail, '$.method') = 'pin'
+             AND json_extract(detail, '$.reason') NOT LIKE '%locked'",
         )?
-        .query_row(params![user, since], |r| r.get(0))?;
+        .query_row(params![user, username, since], |r| r.get(0))?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -215,7 +224,9 @@ struct Lock<'a> {
     ident: &'a Identity,
     settings: &'a crate::config::AuthSettings,
     author: &'a Author,
-    user: &'a StaffUser,
+    /// The `pin_lockouts` key: the user id, or [`unknown_key`].
+    key: &'a str,
+    username: &'a str,
     terminal: &'a str,
     now_ms: i64,
 }
@@ -239,7 +250,7 @@ impl Lock<'_> {
         ctx.conn.execute(
             "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
              ON CONFLICT (user_id, terminal) DO UPDATE SET failures = 0, lockouts = ?3, locked_until = ?4",
-            params![self.user.id, key, lockouts, until],
+            params![self.key, key, lockouts, until],
         )?;
         let all_terminals = key == ALL_TERMINALS;
         record(
@@ -248,13 +259,13 @@ impl Lock<'_> {
             self.terminal,
             self.author,
             SecurityEvent::Locked {
-                username: self.user.username.clone(),
+                username: self.username.to_string(),
                 failures,
                 until: at(until),
                 all_terminals,
             },
         )?;
-        tracing::warn!(user = %self.user.username, terminal = %self.terminal, all_terminals, lock_ms = ms, "PIN lockout");
+        tracing::warn!(user = %self.username, terminal = %self.terminal, all_terminals, lock_ms = ms, "PIN lockout");
         Ok(at(until))
     }
 }
@@ -339,84 +350,79 @@ pub(crate) fn verify_attempt(
             },
         )
     };
-    let what = match a.method {
-        LoginMethod::Password => "password",
-        LoginMethod::Pin => "PIN",
+    let pin = a.method == LoginMethod::Pin;
+    let what = if pin { "PIN" } else { "password" };
+    let author = a.user.as_ref().map(author_of).unwrap_or_default();
+    // Why the attempt fails, if it does (before any lock).
+    let refusal = match &a.user {
+        None => Some("unknown user"),
+        Some(u) if u.disabled => Some("disabled"),
+        Some(u) if pin && u.pin_hash.is_none() => Some("no PIN set"),
+        Some(u) if !pin && u.password_hash.is_none() => Some("no password set"),
+        Some(_) if !a.secret_ok => Some(if pin { "wrong PIN" } else { "wrong password" }),
+        Some(_) => None,
     };
-    let Some(user) = a.user else {
-        failed(ctx, &Author::default(), "unknown user")?;
-        return Ok(Err(AuthError::LoginFailed(what)));
-    };
-    let author = author_of(&user);
-    let has_secret = match a.method {
-        LoginMethod::Password => user.password_hash.is_some(),
-        LoginMethod::Pin => user.pin_hash.is_some(),
-    };
-    if user.disabled {
-        failed(ctx, &author, "disabled")?;
-        return Ok(Err(AuthError::LoginFailed(what)));
-    }
-    if !has_secret {
-        failed(
-            ctx,
-            &author,
-            if a.method == LoginMethod::Pin {
-                "no PIN set"
-            } else {
-                "no password set"
-            },
-        )?;
-        return Ok(Err(AuthError::LoginFailed(what)));
-    }
-    if a.method == LoginMethod::Pin {
+    if pin {
+        // Every PIN failure counts the same way, for a real user or not: a lock that only
+        // real users reach would tell which usernames exist.
+        let key = match &a.user {
+            Some(u) => u.id.clone(),
+            None => unknown_key(&a.username),
+        };
+        let name = a
+            .user
+            .as_ref()
+            .map_or_else(|| recorded_name(&a.username), |u| u.username.clone());
         let settings = node_auth.settings();
         let now_ms = now_ms();
-        let (failures, lockouts, until) = lockout(ctx.conn, &user.id, &a.terminal)?;
-        let (_, all_lockouts, all_until) = lockout(ctx.conn, &user.id, ALL_TERMINALS)?;
+        let (failures, lockouts, until) = lockout(ctx.conn, &key, &a.terminal)?;
+        let (_, all_lockouts, all_until) = lockout(ctx.conn, &key, ALL_TERMINALS)?;
         if until.max(all_until) > now_ms {
             failed(ctx, &author, "locked")?;
             return Ok(Err(AuthError::Locked {
-                username: user.username.clone(),
-                terminal: if all_until > until {
-                    "every terminal".into()
-                } else {
-                    a.terminal.clone()
-                },
+                username: name,
+                terminal: (all_until <= until).then(|| a.terminal.clone()),
                 until: at(until.max(all_until)),
             }));
         }
-        if !a.secret_ok {
-            failed(ctx, &author, "wrong PIN")?;
+        if let Some(reason) = refusal {
+            failed(ctx, &author, reason)?;
             let failures = failures + 1;
             let lock = Lock {
                 ident,
                 settings,
                 author: &author,
-                user: &user,
+                key: &key,
+                username: &name,
                 terminal: &a.terminal,
                 now_ms,
             };
             if failures >= settings.pin_attempts {
                 let until = lock.apply(ctx, &a.terminal, lockouts + 1, failures)?;
                 return Ok(Err(AuthError::Locked {
-                    username: user.username.clone(),
-                    terminal: a.terminal.clone(),
+                    username: name,
+                    terminal: Some(a.terminal.clone()),
                     until,
                 }));
             }
             ctx.conn.execute(
                 "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, ?3, ?4, 0)
                  ON CONFLICT (user_id, terminal) DO UPDATE SET failures = ?3",
-                params![user.id, a.terminal, failures, lockouts],
+                params![key, a.terminal, failures, lockouts],
             )?;
             // The terminal id is the client's word: someone naming a new terminal every few
             // guesses meets the lock on every terminal instead.
-            let recent = recent_pin_failures(ctx.conn, &user.id, now_ms - ALL_TERMINALS_WINDOW_MS)?;
+            let recent = recent_pin_failures(
+                ctx.conn,
+                a.user.as_ref().map(|u| u.id.as_str()),
+                &name,
+                now_ms - ALL_TERMINALS_WINDOW_MS,
+            )?;
             if recent >= ALL_TERMINALS_FACTOR * settings.pin_attempts {
                 let until = lock.apply(ctx, ALL_TERMINALS, all_lockouts + 1, recent)?;
                 return Ok(Err(AuthError::Locked {
-                    username: user.username.clone(),
-                    terminal: "every terminal".into(),
+                    username: name,
+                    terminal: None,
                     until,
                 }));
             }
@@ -424,13 +430,23 @@ pub(crate) fn verify_attempt(
         }
         ctx.conn.execute(
             "DELETE FROM pin_lockouts WHERE user_id = ?1 AND terminal IN (?2, ?3)",
-            params![user.id, a.terminal, ALL_TERMINALS],
+            params![key, a.terminal, ALL_TERMINALS],
         )?;
-    } else if !a.secret_ok {
-        failed(ctx, &author, "wrong password")?;
+    } else if let Some(reason) = refusal {
+        failed(ctx, &author, reason)?;
         return Ok(Err(AuthError::LoginFailed(what)));
     }
-    Ok(Ok(user))
+    match a.user {
+        Some(u) => Ok(Ok(u)),
+        // Unreachable: no user is a refusal above; answered as a failed login all the same.
+        None => Ok(Err(AuthError::LoginFailed(what))),
+    }
+}
+
+/// The `pin_lockouts` key of a username that is not staff here (`?` cannot start a user
+/// id), so unknown names lock like real ones.
+fn unknown_key(username: &str) -> String {
+    format!("?{}", recorded_name(username).to_lowercase())
 }
 
 /// The writer-job half of a login: [`verify_attempt`], then the session and its first

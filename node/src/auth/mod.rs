@@ -75,13 +75,13 @@ pub enum AuthError {
     /// does not say which, so usernames cannot be probed.
     #[error("wrong username or {0}")]
     LoginFailed(&'static str),
-    /// Too many wrong PINs: locked on this terminal until then (423).
-    #[error("too many wrong PINs: {username} is locked on terminal {terminal} until {until}")]
+    /// Too many wrong PINs: locked on this terminal (or every terminal) until then (423).
+    #[error("too many wrong PINs: {username} is locked {} until {until}", terminal.as_ref().map_or("on every terminal".to_string(), |t| format!("on terminal {t}")))]
     Locked {
-        /// The user.
+        /// The username given.
         username: String,
-        /// The terminal.
-        terminal: String,
+        /// The terminal, or `None` for every terminal.
+        terminal: Option<String>,
         /// When the lock ends (UTC).
         until: DateTime<Utc>,
     },

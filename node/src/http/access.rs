@@ -206,11 +206,12 @@ fn limiter(per: Duration, burst: u32) -> Limiter {
     });
     GovernorLayer::new(config).error_handler(|e| {
         let (wait, detail) = match e {
+            // governor gives whole seconds rounded down: one more is never too early.
             tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (
-                wait_time.max(1),
+                wait_time + 1,
                 format!(
                     "too many requests from this address; retry in {} s",
-                    wait_time.max(1)
+                    wait_time + 1
                 ),
             ),
             other => (1, other.to_string()),

@@ -158,9 +158,12 @@ impl Db {
     /// [`StoreError`] when the directory or database cannot be opened.
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
+        // Staff hashes and keys live here: owner only.
+        caja_shared::auth::tokens::make_private(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         let lock = lock_data_dir(dir)?;
         let path = dir.join("node.sqlite");
         let conn = Connection::open(&path)?;
+        caja_shared::auth::tokens::make_private(&path).map_err(|e| StoreError::Io(path.clone(), e))?;
         schema::configure_writer(&conn)?;
         schema::migrate(&conn)?;
         let hlc = Hlc::resume(last_hlc(&conn)?);

@@ -318,6 +318,38 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes a data directory or file readable by its owner only (0700 / 0600 on Unix; a
+/// no-op elsewhere): data directories hold staff hashes and keys. For an SQLite database,
+/// call it before the first write: SQLite gives its `-wal` and `-shm` files the database
+/// file's mode; existing ones are restricted here too.
+///
+/// # Errors
+/// The I/O error.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)?;
+        let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        if meta.is_file() {
+            for ext in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(ext);
+                let side = std::path::PathBuf::from(side);
+                if side.is_file() {
+                    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Seconds since the Unix epoch now (UTC).
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

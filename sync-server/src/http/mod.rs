@@ -54,7 +54,8 @@ fn too_many(e: tower_governor::GovernorError) -> Response {
     match e {
         tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
             tracing::warn!(retry_after = wait_time, "admin API rate limit exceeded");
-            ApiError::RateLimited(wait_time.max(1)).into_response()
+            // governor gives whole seconds rounded down: one more is never too early.
+            ApiError::RateLimited(wait_time + 1).into_response()
         }
         other => {
             tracing::error!(error = %other, "rate limiter could not identify the client");

@@ -1055,3 +1055,15 @@ async fn user_managers_cannot_raise_themselves_or_take_over_admins() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = app().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(app.dir.path()), 0o700);
+    for f in [crate::db::DB_FILE, "caja-sync.db-wal", "ca.key.pem", "jwt.key"] {
+        assert_eq!(mode(&app.dir.path().join(f)), 0o600, "{f}");
+    }
+}
