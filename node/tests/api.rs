@@ -718,6 +718,45 @@ async fn idempotent_retry_returns_the_first_sale() {
 }
 
 #[tokio::test]
+async fn idempotency_keys_are_per_user_and_cover_stock_movements() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    node.add_user("ana", &["manager"]).await;
+    let ana = node.as_user(Some(node.login("ana").await));
+    let body = cash_sale("TEA-1", "1", "3");
+    let mine = node
+        .post_key("/v1/sales", "till1-0001", &body)
+        .await
+        .ok(201)
+        .clone();
+    // Another user with the same key and body makes their own sale, not a replay of mine.
+    let r = ana
+        .send(
+            ana.req(Method::POST, "/v1/sales")
+                .header("idempotency-key", "till1-0001")
+                .json(&body),
+        )
+        .await;
+    assert!(r.headers.get("idempotent-replayed").is_none());
+    assert_ne!(r.ok(201)["id"], mine["id"]);
+    // A retried stock movement is recorded once.
+    let m = json!({"sku": "TEA-1", "quantity": "12", "reason": "receipt", "note": "delivery 1"});
+    let first = node
+        .post_key("/v1/stock/movements", "stock-1", &m)
+        .await
+        .ok(201)
+        .clone();
+    let again = node.post_key("/v1/stock/movements", "stock-1", &m).await;
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.ok(201)["id"], first["id"]);
+    assert_eq!(node.on_hand("TEA-1").await, "10");
+    let other = json!({"sku": "TEA-1", "quantity": "5", "reason": "receipt"});
+    node.post_key("/v1/stock/movements", "stock-1", &other)
+        .await
+        .problem(422, "idempotency-key-reused");
+}
+
+#[tokio::test]
 async fn concurrent_retries_with_one_key_make_one_sale() {
     let node = spawn_node().await;
     node.seed_catalog().await;

@@ -596,6 +596,41 @@ async fn manager_override_authorises_one_action() {
     with(&token, &no_receipt_refund(), "/v1/refunds")
         .await
         .problem(403, "override-refused");
+    // Not at another till: a cashier logged in with a password (no till of their own) gets
+    // an override at the node's default terminal and cannot spend it on another one.
+    node.add_user("bo", &["cashier"]).await;
+    let bo = node.as_user(Some(node.login("bo").await));
+    let t = bo
+        .post(
+            "/v1/auth/override",
+            &json!({"username": "mgr", "pin": pin_of("manager"), "permission": "refund.no_receipt"}),
+        )
+        .await
+        .ok(200)["override_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut elsewhere = no_receipt_refund();
+    elsewhere["terminal"] = json!("T9");
+    let r = bo
+        .send(
+            bo.req(Method::POST, "/v1/refunds")
+                .header("caja-override", &t)
+                .json(&elsewhere),
+        )
+        .await;
+    assert!(
+        r.problem(403, "override-refused").contains("terminal"),
+        "{}",
+        r.text
+    );
+    bo.send(
+        bo.req(Method::POST, "/v1/refunds")
+            .header("caja-override", &t)
+            .json(&no_receipt_refund()),
+    )
+    .await
+    .ok(201);
     // Not by another cashier.
     let cy = node.login("cy").await;
     let other = node.as_user(Some(cy));
@@ -631,7 +666,7 @@ async fn manager_override_authorises_one_action() {
         .iter()
         .filter(|e| e["kind"] == "override_used")
         .collect();
-    assert_eq!(used.len(), 2, "{audit}");
+    assert_eq!(used.len(), 3, "{audit}");
     assert_eq!(used[0]["username"], "ana");
     assert_eq!(used[0]["detail"]["authorized_by_name"], "mgr");
     let granted: Vec<&Value> = audit
@@ -640,7 +675,7 @@ async fn manager_override_authorises_one_action() {
         .iter()
         .filter(|e| e["kind"] == "override_granted")
         .collect();
-    assert_eq!(granted.len(), 3);
+    assert_eq!(granted.len(), 4);
     assert!(
         audit
             .as_array()

@@ -46,12 +46,14 @@ fn main() -> anyhow::Result<()> {
             ttl_hours,
             data,
         } => {
+            existing_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
             print_code(&conn, &store, ttl_hours)
         }
         Command::Node {
             command: NodeCommand::List(data),
         } => {
+            existing_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
             let fmt = |t: i64| {
                 chrono::DateTime::from_timestamp(t, 0)
@@ -74,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node {
             command: NodeCommand::Revoke { node, data },
         } => {
+            existing_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
             admin::revoke(&conn, &Actor::local(), &node)?;
             println!("node {node} revoked; a running server disconnects it within a second");
@@ -91,9 +94,7 @@ fn main() -> anyhow::Result<()> {
                 },
         } => user_add(&data.data_dir, username, roles, stores, name, no_password),
         Command::CaFingerprint(data) => {
-            require_server_dir(&data.data_dir)?;
-            std::fs::create_dir_all(&data.data_dir)
-                .with_context(|| format!("creating {}", data.data_dir.display()))?;
+            existing_server_dir(&data.data_dir)?;
             let tls = caja_sync_server::tls::TlsMaterial::load_or_create(&data.data_dir)?;
             println!("{}", tls.ca_fingerprint());
             Ok(())
@@ -181,6 +182,19 @@ fn require_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if !dir.join("ca.pem").is_file() && !dir.join(caja_sync_server::db::DB_FILE).is_file() {
         eprintln!(
             "note: {} held no sync server yet; created a new one there (check --data-dir if you meant an existing server)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a data directory that holds no sync server, for commands that only read one or
+/// act on what is in it: a typo in `--data-dir` must not create a second head office (a
+/// new CA whose fingerprint no node trusts).
+fn existing_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join(caja_sync_server::db::DB_FILE).is_file() {
+        anyhow::bail!(
+            "{} holds no sync server: check --data-dir (`caja-sync store add` or `caja-sync serve` creates one)",
             dir.display()
         );
     }

@@ -109,6 +109,22 @@ fn store_codes_nodes_users_and_fingerprint_work_offline() {
     let first = fp(&data);
     assert_eq!(first.len(), 64);
     assert_eq!(fp(&data), first);
+    // A mistyped data directory is refused by the commands that read one; nothing is created.
+    let typo = data.with_file_name("hq-typo");
+    for args in [
+        vec!["ca-fingerprint"],
+        vec!["node", "list"],
+        vec!["enrollment-code", "uk"],
+        vec!["node", "revoke", "01900000-0000-7000-8000-000000000000"],
+    ] {
+        let out = run(&args, &typo);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("holds no sync server"),
+            "{args:?}"
+        );
+    }
+    assert!(!typo.exists(), "a mistyped directory was created");
 
     let help = caja_sync().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();

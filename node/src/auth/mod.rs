@@ -194,6 +194,7 @@ impl Actor {
         &self,
         ctx: &crate::store::Ctx<'_>,
         needed: &[(Permission, &str)],
+        terminal: &str,
     ) -> Result<Option<caja_shared::facts::Authorization>, AuthError> {
         let missing: Vec<&(Permission, &str)> = needed
             .iter()
@@ -201,7 +202,7 @@ impl Actor {
             .collect();
         match missing.as_slice() {
             [] => Ok(None),
-            [(p, action)] => self.authorize(ctx, *p, action),
+            [(p, action)] => self.authorize(ctx, *p, action, terminal),
             [(p, action), ..] => Err(AuthError::forbidden(
                 &self.principal,
                 *p,
@@ -213,7 +214,8 @@ impl Actor {
         }
     }
 
-    /// Authorises a data-dependent `permission` (see [`overrides::authorize`]).
+    /// Authorises a data-dependent `permission` for a fact of `terminal` (see
+    /// [`overrides::authorize`]: an override works only at the terminal it was given at).
     ///
     /// # Errors
     /// [`AuthError::Forbidden`] / [`AuthError::Override`].
@@ -222,6 +224,7 @@ impl Actor {
         ctx: &crate::store::Ctx<'_>,
         permission: Permission,
         action: &str,
+        terminal: &str,
     ) -> Result<Option<caja_shared::facts::Authorization>, AuthError> {
         overrides::authorize(
             ctx,
@@ -229,6 +232,7 @@ impl Actor {
             permission,
             action,
             self.override_token.as_ref(),
+            terminal,
         )
     }
 }

@@ -139,8 +139,8 @@ pub async fn grant(
             let override_id = uuid::Uuid::now_v7().to_string();
             let now = now_secs();
             ctx.conn.execute(
-                "INSERT INTO overrides (token_sha256, override_id, user_id, username, permission, requested_by, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO overrides (token_sha256, override_id, user_id, username, permission, requested_by, expires_at, terminal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     secrets::token_digest(&token),
                     override_id,
@@ -148,7 +148,8 @@ pub async fn grant(
                     manager.username,
                     permission.name(),
                     requester.user_id,
-                    now + ttl
+                    now + ttl,
+                    terminal
                 ],
             )?;
             let author = Author {
@@ -183,8 +184,17 @@ pub async fn grant(
 }
 
 /// A stored override: `(override_id, user_id, username, permission, requested_by,
-/// expires_at, used_by_fact)`.
-type OverrideRow = (String, String, String, String, String, i64, Option<String>);
+/// expires_at, used_by_fact, terminal)`.
+type OverrideRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+);
 
 /// Authorises `permission` for `p` in the current writer job: `Ok(None)` when `p` has it,
 /// `Ok(Some(authorization))` when an override token was given and is consumed now (the
@@ -199,6 +209,7 @@ pub fn authorize(
     permission: Permission,
     action: &str,
     token: Option<&Secret>,
+    terminal: &str,
 ) -> Result<Option<Authorization>, AuthError> {
     if p.permissions.contains(&permission) {
         return Ok(None);
@@ -215,7 +226,7 @@ pub fn authorize(
     let row: Option<OverrideRow> = ctx
         .conn
         .prepare_cached(
-            "SELECT override_id, user_id, username, permission, requested_by, expires_at, used_by_fact
+            "SELECT override_id, user_id, username, permission, requested_by, expires_at, used_by_fact, terminal
              FROM overrides WHERE token_sha256 = ?1",
         )
         .map_err(store)?
@@ -228,11 +239,12 @@ pub fn authorize(
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
             ))
         })
         .optional()
         .map_err(store)?;
-    let Some((id, user, username, granted, requested_by, expires_at, used)) = row else {
+    let Some((id, user, username, granted, requested_by, expires_at, used, granted_at)) = row else {
         return Err(AuthError::Override("unknown override token".into()));
     };
     if used.is_some() {
@@ -245,6 +257,11 @@ pub fn authorize(
         return Err(AuthError::Override(
             "this override was given to another user".into(),
         ));
+    }
+    if granted_at != terminal {
+        return Err(AuthError::Override(format!(
+            "this override was given at terminal {granted_at}, not {terminal}: the manager authorises at the till where it is used"
+        )));
     }
     if granted != permission.name() {
         return Err(AuthError::Override(format!(

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS overrides (
     username     TEXT NOT NULL,
     permission   TEXT NOT NULL,
     requested_by TEXT NOT NULL,
+    terminal     TEXT NOT NULL DEFAULT '',
     expires_at   INTEGER NOT NULL,
     used_by_fact TEXT
 );

@@ -3,13 +3,15 @@
 //!
 //! - [`access`]: the route table (every route with its permission) and the one guard.
 //! - [`error`]: `ApiError` and RFC 9457 problem bodies.
-//! - [`body`]: JSON parsing and `Idempotency-Key`.
+//! - [`body`]: JSON parsing and `Idempotency-Key` parsing.
+//! - [`idempotent`]: fact-creating writes recorded once per `Idempotency-Key`.
 //! - [`routes`]: handlers per resource.
 //! - [`tls`]: HTTPS on the store LAN.
 
 pub mod access;
 pub mod body;
 pub mod error;
+pub mod idempotent;
 pub mod routes;
 pub mod tls;
 

@@ -260,7 +260,7 @@ pub fn checkout(
             "a sale dated more than 5 minutes from now",
         ));
     }
-    author.authorized_by = actor.authorize_all(ctx, &needed)?;
+    author.authorized_by = actor.authorize_all(ctx, &needed, &terminal)?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Sale(Sale {
         receipt_no: receipt,
@@ -417,7 +417,7 @@ pub fn refund(
             "a refund dated more than 5 minutes from now",
         ));
     }
-    author.authorized_by = actor.authorize_all(ctx, &needed)?;
+    author.authorized_by = actor.authorize_all(ctx, &needed, &terminal)?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
     let body = FactBody::Refund(Refund {
         receipt_no: receipt,

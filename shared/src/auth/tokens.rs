@@ -5,8 +5,8 @@
 //! HS256 token keyed with our public key (the classic algorithm-confusion attack) or a
 //! token of another key are all refused, each with its own [`TokenError`] so the client
 //! learns what was wrong. Claims are checked after the signature: audience, store, expiry
-//! (`exp`), not-before (`nbf`) and issued-at (`iat`, not in the future), with 5 s of leeway
-//! for the clock of the same machine. Revocation and user state are checked by the caller
+//! (`exp`), not-before (`nbf`) and issued-at (`iat`, not in the future), on the issuer's own
+//! clock with no leeway ([`LEEWAY_SECS`]). Revocation and user state are checked by the caller
 //! (they live in its database).
 
 use std::path::Path;
@@ -16,8 +16,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
-/// Clock leeway for `exp`, `nbf` and `iat`, in seconds.
-pub const LEEWAY_SECS: i64 = 5;
+/// Clock leeway for `exp`, `nbf` and `iat`, in seconds: none. A token is checked only by
+/// the node or server that issued it, on the clock that stamped it, so there is no skew to
+/// forgive, and an expired token must not work a moment longer.
+pub const LEEWAY_SECS: i64 = 0;
 
 /// Audience of tokens a store node issues.
 pub const NODE_AUDIENCE: &str = "caja-node";

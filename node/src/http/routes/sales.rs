@@ -3,8 +3,8 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use caja_shared::ids::FactId;
 
 use crate::app::Node;
@@ -12,51 +12,9 @@ use crate::auth::{Actor, Principal};
 use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
+use crate::http::idempotent::idempotent_write;
 use crate::sales::view::{FactView, view};
 use crate::sales::{self, RefundRequest, SaleRequest};
-use crate::store::{Ctx, facts as ledger};
-
-/// Runs a fact-creating write with idempotency: the first response for a key is stored in
-/// the same transaction as the fact; a retry with the same key and body gets it back
-/// unchanged (header `Idempotent-Replayed: true`); the same key with another body is 422.
-async fn idempotent_write(
-    node: &Node,
-    headers: &HeaderMap,
-    bytes: Bytes,
-    route: &'static str,
-    f: impl FnOnce(&mut Ctx<'_>) -> Result<FactView, NodeError> + Send + 'static,
-) -> Result<Response, ApiError> {
-    let key = body::idempotency_key(headers)?;
-    let hash = body::body_hash(&bytes);
-    let (status, json, replayed) = node
-        .db()
-        .write(move |ctx| -> Result<(u16, String, bool), ApiError> {
-            if let Some(k) = &key
-                && let Some((h, status, json)) = ledger::idempotent_response(ctx, k)?
-            {
-                return if h == hash {
-                    Ok((status, json, true))
-                } else {
-                    Err(NodeError::IdempotencyReused(k.clone()).into())
-                };
-            }
-            let v = f(ctx)?;
-            let json = serde_json::to_string(&v).map_err(|e| ApiError::BadJson(e.to_string()))?;
-            if let Some(k) = &key {
-                ledger::save_idempotent_response(ctx, k, route, &hash, 201, &json)?;
-            }
-            Ok((201, json, false))
-        })
-        .await?;
-    let mut res = (StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), json).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if replayed {
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(res)
-}
 
 /// Checks out a sale. Send an `Idempotency-Key` so a retry never creates a second sale.
 #[utoipa::path(post, path = "/v1/sales", request_body = SaleRequest,
@@ -71,10 +29,11 @@ pub async fn create(
     let bytes = bytes?;
     let req: SaleRequest = body::json(&headers, &bytes)?;
     let ident = node.identity().clone();
+    let user = p.user_id.clone();
     let actor = Actor::from_request(p, &headers)?;
-    idempotent_write(&node, &headers, bytes, "POST /v1/sales", move |ctx| {
+    idempotent_write(&node, &user, &headers, bytes, "POST /v1/sales", move |ctx| {
         let fact = sales::checkout(ctx, &ident, &actor, &req)?;
-        view(&fact).ok_or_else(|| NodeError::invalid("sale", "not a sale"))
+        view(&fact).ok_or_else(|| NodeError::invalid("sale", "not a sale").into())
     })
     .await
 }
@@ -106,10 +65,11 @@ pub async fn refund(
     let bytes = bytes?;
     let req: RefundRequest = body::json(&headers, &bytes)?;
     let ident = node.identity().clone();
+    let user = p.user_id.clone();
     let actor = Actor::from_request(p, &headers)?;
-    idempotent_write(&node, &headers, bytes, "POST /v1/refunds", move |ctx| {
+    idempotent_write(&node, &user, &headers, bytes, "POST /v1/refunds", move |ctx| {
         let fact = sales::refund(ctx, &ident, &actor, &req)?;
-        view(&fact).ok_or_else(|| NodeError::invalid("refund", "not a refund"))
+        view(&fact).ok_or_else(|| NodeError::invalid("refund", "not a refund").into())
     })
     .await
 }

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -12,6 +13,7 @@ use crate::app::Node;
 use crate::auth::Principal;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
+use crate::http::idempotent::idempotent_write;
 use crate::inventory::{self, MovementRequest, StockLevel};
 
 /// A recorded movement.
@@ -30,27 +32,35 @@ pub async fn get(State(node): State<Node>, Path(sku): Path<String>) -> Result<Js
     Ok(Json(node.db().read(move |c| inventory::on_hand(c, &sku)).await?))
 }
 
-/// Records a stock movement (receipt, adjustment, count, write-off, transfer).
+/// Records a stock movement (receipt, adjustment, count, write-off, transfer). Send an
+/// `Idempotency-Key` so a retry never records the movement twice.
 #[utoipa::path(post, path = "/v1/stock/movements", request_body = MovementRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry key, 1-255 visible ASCII")),
     responses((status = 201, body = MovementCreated), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(node): State<Node>,
     p: Principal,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<MovementCreated>), ApiError> {
-    let req: MovementRequest = body::json(&headers, &bytes?)?;
+) -> Result<Response, ApiError> {
+    let bytes = bytes?;
+    let req: MovementRequest = body::json(&headers, &bytes)?;
     let ident = node.identity().clone();
-    let created = node
-        .db()
-        .write(move |ctx| -> Result<MovementCreated, ApiError> {
+    let user = p.user_id.clone();
+    idempotent_write(
+        &node,
+        &user,
+        &headers,
+        bytes,
+        "POST /v1/stock/movements",
+        move |ctx| {
             let fact = inventory::record_movement(ctx, &ident, &p, &req)?;
             let stock = inventory::on_hand(ctx.conn, &req.sku)?;
             Ok(MovementCreated {
                 id: fact.id.to_string(),
                 stock,
             })
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+        },
+    )
+    .await
 }
