@@ -191,11 +191,12 @@ fn serve_holds_the_data_dir_and_stops_on_sigterm() {
             "--data-dir",
         ])
         .arg(dir.path())
-        .stderr(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    // Logs go to stderr; stdout is for command output.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
     let mut logs = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();

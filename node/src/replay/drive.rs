@@ -115,6 +115,7 @@ fn request(plan: &ReplayPlan, tax: &HashMap<&str, Decimal>, op: &Op) -> (&'stati
         Op::Stock {
             occurred_at,
             reference,
+            line,
             sku,
             quantity,
             reason,
@@ -122,7 +123,7 @@ fn request(plan: &ReplayPlan, tax: &HashMap<&str, Decimal>, op: &Op) -> (&'stati
             ..
         } => (
             "/v1/stock/movements",
-            format!("replay-{fmt}-stock-{reference}-{sku}"),
+            format!("replay-{fmt}-stock-{reference}-{line}"),
             json!({"sku": sku, "quantity": quantity.to_string(), "reason": reason, "note": note,
                    "occurred_at": occurred_at.to_rfc3339()}),
         ),
@@ -221,4 +222,32 @@ pub async fn drive(
         b.finish();
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::replay::plan::{Format, parse_plan};
+
+    #[test]
+    fn every_operation_of_a_file_has_its_own_idempotency_key() {
+        // Two free lines of one SKU in one invoice (the real file has them) are two
+        // movements: one key for both would make the node refuse the second.
+        let csv = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536414,22139,,56,2010-12-01 11:52:00,0,,United Kingdom
+536414,22139,,10,2010-12-01 11:52:00,0,,United Kingdom
+536415,22139,TOY,2,2010-12-01 11:53:00,1.25,,United Kingdom
+C536416,22139,TOY,-1,2010-12-01 11:54:00,1.25,,United Kingdom
+";
+        let plan = parse_plan(csv.as_bytes(), Format::OnlineRetail).unwrap();
+        let tax = HashMap::new();
+        let keys: Vec<String> = plan.ops.iter().map(|op| request(&plan, &tax, op).1).collect();
+        assert_eq!(keys.len(), 4);
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), 4, "{keys:?}");
+        // Stable across runs of the same file, which is what makes a re-run harmless.
+        let again: Vec<String> = plan.ops.iter().map(|op| request(&plan, &tax, op).1).collect();
+        assert_eq!(keys, again);
+    }
 }

@@ -239,7 +239,7 @@ fn replay_invoice(invoice: Invoice, plan: &mut ReplayPlan) {
     }
     let mut lines = Vec::new();
     let mut stock = Vec::new();
-    for row in invoice.rows {
+    for (line, row) in invoice.rows.into_iter().enumerate() {
         if !row.unit_price.is_zero() {
             let quantity = match invoice.kind {
                 Kind::Refund => -row.quantity,
@@ -268,6 +268,7 @@ fn replay_invoice(invoice: Invoice, plan: &mut ReplayPlan) {
             store: invoice.store.clone(),
             occurred_at: invoice.at,
             reference: invoice.number.clone(),
+            line,
             sku: row.sku,
             quantity,
             reason,

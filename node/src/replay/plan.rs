@@ -153,6 +153,9 @@ pub enum Op {
         occurred_at: DateTime<Utc>,
         /// The file's own reference (the invoice number of the line).
         reference: String,
+        /// The line's position within its reference (0-based): two free lines of one SKU in
+        /// one invoice are two movements, each with its own Idempotency-Key.
+        line: usize,
         /// The product.
         sku: String,
         /// Signed change of stock on hand, in units: negative removes stock.
