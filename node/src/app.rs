@@ -144,11 +144,9 @@ impl Node {
             let config = tls::server_config(&id)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
             tracing::info!(fingerprint = %id.fingerprint(), certificate = %id.source, "serving HTTPS");
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
             // `tap_io` makes axum pass the peer address through (ConnectInfo<SocketAddr>, which
             // the per-client rate limits key on).
-            let listener =
-                axum::serve::ListenerExt::tap_io(tls_listener::TlsListener::new(acceptor, listener), |_| {});
+            let listener = axum::serve::ListenerExt::tap_io(tls::LanListener::new(listener, config), |_| {});
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await

@@ -86,6 +86,8 @@ pub struct Chain {
     pub server_quic: SocketAddr,
     /// The nodes, in store-code order.
     pub nodes: Vec<ChainNode>,
+    /// Head office's admin (role admin, tied to no store): logs in at the admin API.
+    pub hq_admin: StaffLogin,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -209,6 +211,31 @@ impl Chain {
         }
         caja_shared::auth::tokens::write_secret_file(&staff_path, &serde_json::to_vec_pretty(&staff)?)
             .with_context(|| format!("writing {}", staff_path.display()))?;
+        let hq_path = dir.join("hq-admin.json");
+        let hq_admin: StaffLogin = match std::fs::read(&hq_path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", hq_path.display()))?,
+            Err(_) => {
+                let admin = StaffLogin {
+                    username: "hq-admin".into(),
+                    password: Some(Secret::new(secrets::random_token()[..24].to_string())),
+                    pin: random_pin(8),
+                };
+                server
+                    .create_user(NewUser {
+                        username: admin.username.clone(),
+                        display_name: "Head office".into(),
+                        password: admin.password.clone(),
+                        pin: None,
+                        roles: vec!["admin".into()],
+                        stores: Vec::new(),
+                    })
+                    .await
+                    .context("creating head office's admin")?;
+                caja_shared::auth::tokens::write_secret_file(&hq_path, &serde_json::to_vec_pretty(&admin)?)
+                    .with_context(|| format!("writing {}", hq_path.display()))?;
+                admin
+            }
+        };
         let mut nodes = Vec::new();
         for (code, name) in stores {
             let data_dir = dir.join("nodes").join(code.as_str());
@@ -283,6 +310,7 @@ impl Chain {
             server_url,
             server_quic,
             nodes,
+            hq_admin,
             shutdown,
             tasks,
         })

@@ -154,11 +154,10 @@ pub struct EnrollArgs {
     /// ca-fingerprint`).
     #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
     pub ca_fingerprint: String,
-    /// The one-time enrollment code. Prefer the environment variable or the prompt.
-    #[arg(long, env = "CAJA_NODE_ENROLLMENT_CODE", hide_env_values = true)]
-    pub code: Option<String>,
     /// DNS names or IPs for a LAN HTTPS certificate signed by the chain CA (repeatable).
-    #[arg(long = "lan-name", value_delimiter = ',')]
+    /// (The one-time enrollment code is never a flag: set CAJA_NODE_ENROLLMENT_CODE or
+    /// type it at the prompt.)
+    #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
     pub lan_names: Vec<String>,
     /// ISO 4217 currency of the store.
     #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]

@@ -154,7 +154,11 @@ pub fn check_terminal(t: &str) -> Result<(), String> {
     if (1..=16).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
-        Err(format!("terminal {t:?} must be 1-16 ASCII letters or digits"))
+        let shown: String = t.chars().take(24).collect();
+        let more = if t.chars().count() > 24 { "…" } else { "" };
+        Err(format!(
+            "terminal {shown:?}{more} must be 1-16 ASCII letters or digits"
+        ))
     }
 }
 

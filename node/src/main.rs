@@ -7,16 +7,17 @@ use caja_node::cli::{Cli, Command, UserCommand, read_secret};
 use caja_node::demo::{self, DemoOptions};
 use caja_node::enroll::{self, EnrollOptions};
 use caja_node::{Node, NodeConfig};
-use caja_shared::auth::secrets::Secret;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -33,6 +34,7 @@ async fn ctrl_c(token: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+    tracing::info!("shutdown requested: finishing requests in flight");
     token.cancel();
 }
 
@@ -62,10 +64,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Enroll(a) => {
             init_tracing("warn");
-            let code = match a.code {
-                Some(c) => Secret::new(c),
-                None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?,
-            };
+            let code = read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?;
             let e = enroll::enroll(&EnrollOptions {
                 data_dir: a.data.data_dir.clone(),
                 server: a.server,
@@ -93,6 +92,13 @@ async fn main() -> anyhow::Result<()> {
             command: UserCommand::Add(a),
         } => {
             init_tracing("warn");
+            if let Some(e) = enroll::read_dir(&a.data.data_dir)? {
+                anyhow::bail!(
+                    "{} is enrolled with head office as a node of store {}: its staff come from head office (caja-sync user add, or POST /v1/users on the admin API)",
+                    a.data.data_dir.display(),
+                    e.store
+                );
+            }
             let password = if a.no_password {
                 None
             } else {

@@ -15,8 +15,12 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve(args) => {
+            use std::io::IsTerminal;
+            // Logs go to stderr (stdout is for command output), coloured only on a terminal.
             tracing_subscriber::fmt()
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(args))
@@ -119,7 +123,9 @@ fn print_code(
         "expires {}",
         code.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
-    eprintln!("give this one-time code to whoever enrolls the store's node (caja-node enroll --code ...)");
+    eprintln!(
+        "give this one-time code to whoever enrolls the store's node (CAJA_NODE_ENROLLMENT_CODE=... caja-node enroll --server HOST:PORT --ca-fingerprint ...)"
+    );
     Ok(())
 }
 

@@ -96,9 +96,20 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// The username as recorded in a failure fact: trimmed and at most 64 characters.
+/// The username given, as recorded in a failure fact: trimmed, at most 64 characters,
+/// control characters escaped (`bo\u{0}ss` stays distinguishable from `boss`).
 fn recorded_name(name: &str) -> String {
-    name.trim().chars().filter(|c| !c.is_control()).take(64).collect()
+    name.trim()
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<char>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Records a security fact of this node now.

@@ -191,6 +191,25 @@ pub fn print_try_it(chain: &Chain) {
             n.staff.cashier.username
         );
     }
-    println!("Head office admin API: {}", chain.server_url);
+    println!(
+        "Head office's admin API {} (admin {} / {}):",
+        chain.server_url,
+        chain.hq_admin.username,
+        chain.hq_admin.password.as_ref().map(|p| p.expose()).unwrap_or("")
+    );
+    println!(
+        "  H=$(curl -s {}/v1/auth/login -H 'content-type: application/json' \\\n      -d '{{\"username\":\"{}\",\"password\":\"{}\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+        chain.server_url,
+        chain.hq_admin.username,
+        chain.hq_admin.password.as_ref().map(|p| p.expose()).unwrap_or("")
+    );
+    println!(
+        "  curl -s -H \"Authorization: Bearer $H\" {}/v1/reports/sales",
+        chain.server_url
+    );
+    println!(
+        "  curl -s -H \"Authorization: Bearer $H\" '{}/v1/audit?limit=5'",
+        chain.server_url
+    );
     println!("Ctrl-C stops it.");
 }
