@@ -691,3 +691,18 @@ pub async fn logout(node: &Node, p: Principal) -> Result<(), ApiError> {
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_name;
+
+    #[test]
+    fn recorded_names_are_trimmed_bounded_and_show_control_characters() {
+        assert_eq!(recorded_name("  boss "), "boss");
+        // A NUL or an escape sequence stays visible, so `bo\0ss` is not mistaken for `boss`
+        // and a terminal reading the audit log is not driven by it.
+        assert_eq!(recorded_name("bo\u{0}ss"), "bo\\u{0}ss");
+        assert_eq!(recorded_name("x\u{1b}[2J"), "x\\u{1b}[2J");
+        assert_eq!(recorded_name(&"a".repeat(100)).len(), 64);
+    }
+}

@@ -256,6 +256,19 @@ async fn enroll_and_serve_with_the_real_binaries() -> anyhow::Result<()> {
         String::from_utf8_lossy(&again.stderr)
     );
 
+    // An enrolled node's staff come from head office: adding one locally is refused.
+    let local = run(
+        &node,
+        &["user", "add", "local", "--role", "admin", "--data-dir", shop_s],
+        &[("CAJA_NODE_PASSWORD", "a long local password")],
+    )?;
+    ensure!(!local.status.success(), "added a local user to an enrolled node");
+    let msg = String::from_utf8_lossy(&local.stderr);
+    ensure!(
+        msg.contains("enrolled with head office") && msg.contains("caja-sync user add"),
+        "{msg}"
+    );
+
     let node_port = free_port()?;
     let _node = spawn(
         &node,

@@ -16,6 +16,38 @@ async fn synthetic_demo_with_an_outage_cross_checks() -> anyhow::Result<()> {
         ..DemoOptions::default()
     })
     .await?;
+    // The head-office admin the demo prints can log in at the admin API and read the
+    // chain's report and audit (what the printed curl lines do).
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{}/v1/auth/login", chain.server_url))
+        .json(&serde_json::json!({
+            "username": chain.hq_admin.username,
+            "password": chain.hq_admin.password.as_ref().map(|p| p.expose()),
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().unwrap_or_default().to_string();
+    let sales: serde_json::Value = http
+        .get(format!("{}/v1/reports/sales", chain.server_url))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    // The same figures the demo printed (nothing traded since).
+    ensure!(sales["stores"] == report["stores"], "{sales}");
+    ensure!(sales["totals"] == report["totals"], "{sales}");
+    let audit = http
+        .get(format!("{}/v1/audit?limit=5", chain.server_url))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(audit.status() == 200, "{}", audit.status());
     chain.shutdown().await;
     ensure!(
         report["stores"].as_object().map(|s| s.len()) == Some(3),
