@@ -154,9 +154,12 @@ pub struct EnrollArgs {
     /// ca-fingerprint`).
     #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
     pub ca_fingerprint: String,
+    /// The one-time enrollment code from head office. Without it: CAJA_NODE_ENROLLMENT_CODE,
+    /// else a prompt. (It is single use and consumed at once, so a flag exposes little; the
+    /// variable or the prompt keep it out of shell history all the same.)
+    #[arg(long, env = "CAJA_NODE_ENROLLMENT_CODE", hide_env_values = true)]
+    pub code: Option<String>,
     /// DNS names or IPs for a LAN HTTPS certificate signed by the chain CA (repeatable).
-    /// (The one-time enrollment code is never a flag: set CAJA_NODE_ENROLLMENT_CODE or
-    /// type it at the prompt.)
     #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
     pub lan_names: Vec<String>,
     /// ISO 4217 currency of the store.

@@ -7,6 +7,7 @@ use caja_node::cli::{Cli, Command, UserCommand, read_secret};
 use caja_node::demo::{self, DemoOptions};
 use caja_node::enroll::{self, EnrollOptions};
 use caja_node::{Node, NodeConfig};
+use caja_shared::auth::secrets::Secret;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +65,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Enroll(a) => {
             init_tracing("warn");
-            let code = read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?;
+            let code = match a.code {
+                Some(c) => Secret::new(c),
+                None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?,
+            };
             let e = enroll::enroll(&EnrollOptions {
                 data_dir: a.data.data_dir.clone(),
                 server: a.server,

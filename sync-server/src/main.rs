@@ -124,7 +124,7 @@ fn print_code(
         code.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     eprintln!(
-        "give this one-time code to whoever enrolls the store's node (CAJA_NODE_ENROLLMENT_CODE=... caja-node enroll --server HOST:PORT --ca-fingerprint ...)"
+        "give this one-time code to whoever enrolls the store's node (caja-node enroll --server HOST:PORT --code CODE --ca-fingerprint SHA256, or the code in CAJA_NODE_ENROLLMENT_CODE)"
     );
     Ok(())
 }

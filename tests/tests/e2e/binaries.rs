@@ -235,7 +235,7 @@ async fn enroll_and_serve_with_the_real_binaries() -> anyhow::Result<()> {
         out.contains("enrolled: node") && out.contains("store shop"),
         "{out}"
     );
-    // The code was single use.
+    // The code was single use (given as the flag this time).
     let again = run(
         &node,
         &[
@@ -244,10 +244,12 @@ async fn enroll_and_serve_with_the_real_binaries() -> anyhow::Result<()> {
             dir.join("second").to_str().context("path")?,
             "--server",
             &server_addr,
+            "--code",
+            &code,
             "--ca-fingerprint",
             &fp,
         ],
-        &[("CAJA_NODE_ENROLLMENT_CODE", &code)],
+        &[],
     )?;
     ensure!(!again.status.success());
     ensure!(
