@@ -101,7 +101,7 @@ pub struct ServeArgs {
     /// Lifetime of login sessions (refresh tokens), seconds.
     #[arg(long, env = "CAJA_NODE_SESSION_SECS", default_value_t = 12 * 3600)]
     pub session_secs: u64,
-    /// Wrong PINs in a row (one user, one terminal) before a lock.
+    /// Wrong PINs or passwords in a row (one user, one terminal) before a lock.
     #[arg(long, env = "CAJA_NODE_PIN_ATTEMPTS", default_value_t = 5)]
     pub pin_attempts: u32,
     /// First lock length, seconds; doubles for each further lock in a row.

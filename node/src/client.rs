@@ -128,7 +128,7 @@ impl NodeClient {
     /// Logs in at `terminal` with username and PIN; returns the `user` of the answer.
     ///
     /// # Errors
-    /// [`ClientError::Refused`] (401 `login-failed`, 423 `pin-locked`, …).
+    /// [`ClientError::Refused`] (401 `login-failed`, 423 `login-locked`, …).
     pub async fn login_pin(
         &self,
         terminal: &str,

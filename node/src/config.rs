@@ -54,7 +54,8 @@ pub struct AuthSettings {
     pub access_token_ttl: Duration,
     /// Lifetime of a login session (its refresh tokens); default 12 hours, a long shift.
     pub session_ttl: Duration,
-    /// Consecutive wrong PINs for one user on one terminal before a lock; default 5.
+    /// Consecutive wrong PINs or passwords for one user on one terminal before a lock;
+    /// default 5.
     pub pin_attempts: u32,
     /// The first lock's length; each further lock in a row doubles it; default 30 s.
     pub lockout: Duration,

@@ -109,7 +109,7 @@ async fn no_secret_appears_in_logs_at_any_level() {
         }
         node.pin_login("T1", "ana", pin_of("cashier"))
             .await
-            .problem(423, "pin-locked");
+            .problem(423, "login-locked");
         let ana = node
             .pin_login("T2", "ana", pin_of("cashier"))
             .await

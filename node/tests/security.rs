@@ -373,7 +373,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     }
     // The 5th wrong PIN locks ana on T1.
     let r = node.pin_login("T1", "ana", "00000000").await;
-    let detail = r.problem(423, "pin-locked");
+    let detail = r.problem(423, "login-locked");
     assert!(detail.contains("ana") && detail.contains("T1"), "{detail}");
     let retry: u64 = r
         .headers
@@ -387,7 +387,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     // Even the right PIN is refused while locked; other users and terminals are not.
     node.pin_login("T1", "ana", right)
         .await
-        .problem(423, "pin-locked");
+        .problem(423, "login-locked");
     node.pin_login("T1", "bo", right).await.ok(200);
     node.pin_login("T2", "ana", right).await.ok(200);
     // Malformed PINs are refused before any guess is counted.
@@ -410,7 +410,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
         let _ = i;
     }
     let r = node.pin_login("T1", "ana", "00000000").await;
-    r.problem(423, "pin-locked");
+    r.problem(423, "login-locked");
     let retry2: u64 = r
         .headers
         .get("retry-after")
@@ -494,6 +494,33 @@ async fn unknown_usernames_lock_like_real_ones() {
 }
 
 #[tokio::test]
+async fn wrong_passwords_lock_like_wrong_pins() {
+    let node = spawn_node().await;
+    node.add_user("ana", &["manager"]).await;
+    node.add_user("bo", &["manager"]).await;
+    let login = |name: &'static str, password: &'static str| {
+        node.send(
+            node.client
+                .post(format!("{}/v1/auth/login", node.url))
+                .json(&json!({"username": name, "password": password, "terminal": "BACK1"})),
+        )
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(login("ana", "a wrong guess").await.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 423]);
+    // Locked: even the right password is refused until the lock ends...
+    let detail = login("ana", PASSWORD).await.problem(423, "login-locked");
+    assert!(detail.contains("terminal BACK1"), "{detail}");
+    // ...on that terminal only; other users are unaffected.
+    login("bo", PASSWORD).await.ok(200);
+    node.pin_login("T1", "ana", pin_of("manager")).await.ok(200);
+    let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+}
+
+#[tokio::test]
 async fn hopping_terminals_locks_the_user_on_every_terminal() {
     let node = spawn_node().await;
     node.add_user("ana", &["cashier"]).await;
@@ -511,7 +538,7 @@ async fn hopping_terminals_locks_the_user_on_every_terminal() {
     let detail = node
         .pin_login("T9", "ana", pin_of("cashier"))
         .await
-        .problem(423, "pin-locked");
+        .problem(423, "login-locked");
     assert!(detail.contains("every terminal"), "{detail}");
     node.pin_login("T9", "bo", pin_of("cashier")).await.ok(200);
     let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();

@@ -2,14 +2,16 @@
 //! refresh-token rotation; logout. Every login, failure, lock and logout is a security
 //! fact in the store's ledger (who, when, which terminal; never the secret).
 //!
-//! PIN lockout: after `pin_attempts` (default 5) consecutive wrong PINs for one user on
-//! one terminal, that user is locked on that terminal for `lockout` (default 30 s), doubled
-//! for every further lock in a row up to `lockout_max` (default 1 h). Other users and other
-//! terminals are unaffected; a correct PIN clears the count. The count is kept per terminal
-//! so a colleague fat-fingering at another till cannot lock someone out everywhere. As the
-//! terminal id is whatever the client says, 15 wrong PINs (3 x `pin_attempts`) for one
-//! user within 15 minutes across terminals lock that user on every terminal of the node
-//! (same escalation); the rate limit on `/v1/auth/pin` bounds guessing per address.
+//! Lockout: after `pin_attempts` (default 5) consecutive wrong PINs or passwords for one
+//! user on one terminal (a password login without a terminal counts on the node's own),
+//! that user is locked on that terminal for `lockout` (default 30 s), doubled for every
+//! further lock in a row up to `lockout_max` (default 1 h). Other users and other
+//! terminals are unaffected; a correct secret clears the count. The count is kept per
+//! terminal so a colleague fat-fingering at another till cannot lock someone out
+//! everywhere. As the terminal id is whatever the client says, 15 failures (3 x
+//! `pin_attempts`) for one user within 15 minutes across terminals lock that user on every
+//! terminal of the node (same escalation); the rate limits on the credential routes bound
+//! guessing per address.
 //!
 //! The argon2id check runs on a blocking thread before the writer job; the job then
 //! re-checks the lock, so concurrent guesses cannot slip past it.
@@ -209,10 +211,10 @@ const ALL_TERMINALS_FACTOR: u32 = 3;
 /// The window of [`ALL_TERMINALS_FACTOR`]: 15 minutes.
 const ALL_TERMINALS_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-/// PIN failures recorded for a user (logins and overrides, any terminal, any reason but a
-/// lock) since `since_ms`; for a name that is not staff here (`user` is `None`), those
-/// recorded under that username.
-fn recent_pin_failures(
+/// Login failures (PIN or password, logins and overrides, any terminal, any reason but a
+/// lock) recorded for a user since `since_ms`; for a name that is not staff here (`user`
+/// is `None`), those recorded under that username.
+fn recent_failures(
     conn: &rusqlite::Connection,
     user: Option<&str>,
     username: &str,
@@ -223,7 +225,6 @@ fn recent_pin_failures(
         .prepare_cached(
             "SELECT COUNT(*) FROM audit_log WHERE kind = 'login_failed' AND at >= ?3
              AND ((?1 IS NOT NULL AND user_id = ?1) OR (?1 IS NULL AND user_id IS NULL AND username = ?2))
-             AND json_extract(detail, '$.method') = 'pin'
              AND json_extract(detail, '$.reason') NOT LIKE '%locked'",
         )?
         .query_row(params![user, username, since], |r| r.get(0))?;
@@ -363,6 +364,8 @@ pub(crate) fn verify_attempt(
     };
     let pin = a.method == LoginMethod::Pin;
     let what = if pin { "PIN" } else { "password" };
+    // Every failure counts the same way, for a real user or not, PIN or password: a lock
+    // that only real users reach would tell which usernames exist.
     let author = a.user.as_ref().map(author_of).unwrap_or_default();
     // Why the attempt fails, if it does (before any lock).
     let refusal = match &a.user {
@@ -373,9 +376,7 @@ pub(crate) fn verify_attempt(
         Some(_) if !a.secret_ok => Some(if pin { "wrong PIN" } else { "wrong password" }),
         Some(_) => None,
     };
-    if pin {
-        // Every PIN failure counts the same way, for a real user or not: a lock that only
-        // real users reach would tell which usernames exist.
+    {
         let key = match &a.user {
             Some(u) => u.id.clone(),
             None => unknown_key(&a.username),
@@ -423,7 +424,7 @@ pub(crate) fn verify_attempt(
             )?;
             // The terminal id is the client's word: someone naming a new terminal every few
             // guesses meets the lock on every terminal instead.
-            let recent = recent_pin_failures(
+            let recent = recent_failures(
                 ctx.conn,
                 a.user.as_ref().map(|u| u.id.as_str()),
                 &name,
@@ -443,9 +444,6 @@ pub(crate) fn verify_attempt(
             "DELETE FROM pin_lockouts WHERE user_id = ?1 AND terminal IN (?2, ?3)",
             params![key, a.terminal, ALL_TERMINALS],
         )?;
-    } else if let Some(reason) = refusal {
-        failed(ctx, &author, reason)?;
-        return Ok(Err(AuthError::LoginFailed(what)));
     }
     match a.user {
         Some(u) => Ok(Ok(u)),
@@ -542,7 +540,9 @@ pub(crate) async fn check_pin_of(
 ///
 /// # Errors
 /// [`AuthError::LoginFailed`] (401) for a wrong or unknown username or password, a
-/// disabled user or one without a password; [`AuthError::Invalid`] for a bad terminal.
+/// disabled user or one without a password; [`AuthError::Locked`] (423) while locked
+/// (module docs), including for the attempt that causes the lock; [`AuthError::Invalid`]
+/// for a bad terminal.
 pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, ApiError> {
     let terminal = match &req.terminal {
         Some(t) => {

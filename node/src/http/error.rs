@@ -160,8 +160,8 @@ fn auth_parts(a: &AuthError) -> (StatusCode, &'static str, &'static str) {
         AuthError::LoginFailed(_) => (StatusCode::UNAUTHORIZED, "login-failed", "Login failed"),
         AuthError::Locked { .. } => (
             StatusCode::LOCKED,
-            "pin-locked",
-            "Locked after too many wrong PINs",
+            "login-locked",
+            "Locked after too many failed logins",
         ),
         AuthError::Refresh(r) => match r {
             RefreshError::Unknown => (

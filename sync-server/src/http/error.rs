@@ -231,6 +231,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON body that may be left out: a request with no body at all (and no
+/// `Content-Type`) gets `T::default()`; anything else must be JSON as for [`ApiJson`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJsonOrDefault<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrDefault<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return ApiJson::<T>::from_request(req, state)
+                .await
+                .map(|j| ApiJsonOrDefault(j.0));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::BadRequest(r.body_text()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Ok(ApiJsonOrDefault(T::default()))
+        } else {
+            Err(ApiError::UnsupportedMediaType(
+                "a body needs Content-Type: application/json".into(),
+            ))
+        }
+    }
+}
+
 /// A query string whose rejection is a problem response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);

@@ -173,6 +173,34 @@ async fn creates_stores_refuses_duplicates_and_bad_codes() {
         .await;
     assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert_eq!(v["field"], "ttl_hours");
+    // No body at all (`curl -X POST`): the defaults; a body that is not JSON: refused.
+    let (s, v, _) = app
+        .send("POST", "/v1/stores/uk/enrollment-codes", Some(&app.token), None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, ct) = read(
+        app.router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method("POST")
+                    .uri("/v1/stores/uk/enrollment-codes")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", app.token))
+                    .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
+                    .body(Body::from("ttl_hours=2"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_problem(
+        s,
+        &v,
+        &ct,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    );
 
     let (s, v, ct) = app
         .json("POST", "/v1/stores", json!({"code": "uk", "name": "Again"}))

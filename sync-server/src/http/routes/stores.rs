@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::SyncServer;
 use crate::http::auth::Principal;
-use crate::http::error::{ApiError, ApiJson, ApiPath, Problem};
+use crate::http::error::{ApiError, ApiJson, ApiJsonOrDefault, ApiPath, Problem};
 
 /// Body of `POST /v1/stores`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -120,7 +120,7 @@ pub async fn enrollment_code(
     State(server): State<SyncServer>,
     Extension(me): Extension<Principal>,
     ApiPath(code): ApiPath<String>,
-    ApiJson(body): ApiJson<CodeIn>,
+    ApiJsonOrDefault(body): ApiJsonOrDefault<CodeIn>,
 ) -> Result<(StatusCode, axum::Json<CodeOut>), ApiError> {
     let store: StoreCode = code
         .parse()
