@@ -50,7 +50,15 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
+            let fresh = !config.data_dir.join("node.sqlite").is_file();
             let node = Node::open(config).await?;
+            if fresh {
+                // A typo in --data-dir must not pass for the store's node.
+                tracing::warn!(
+                    data_dir = %node.config().data_dir.display(),
+                    "no node data there: started a new, empty node (check --data-dir if you meant an existing one)"
+                );
+            }
             tracing::info!(
                 addr = %listener.local_addr()?,
                 tls = node.config().lan_tls.enabled,
@@ -62,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
             let stop = CancellationToken::new();
             tokio::spawn(ctrl_c(stop.clone()));
             node.serve(listener, stop).await?;
+            tracing::info!("caja-node stopped");
         }
         Command::Enroll(a) => {
             init_tracing("warn");

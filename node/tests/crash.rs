@@ -372,3 +372,20 @@ async fn acknowledged_sales_survive_kill_9() {
         assert!(in_table.contains(*id), "{id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_is_announced_and_an_existing_one_is_not() {
+    caja_node::install_crypto();
+    let tmp = tempfile::tempdir().unwrap();
+    let anonymous = reqwest::Client::new();
+    let log = || std::fs::read_to_string(tmp.path().join("node.log")).unwrap_or_default();
+    // A typo'd (or first) data directory: the node starts, and says it is a new one.
+    let mut node = start(tmp.path(), &anonymous).await;
+    node.terminate();
+    assert!(log().contains("started a new, empty node"), "{}", log());
+    // Started again on the same directory: not new any more.
+    std::fs::remove_file(tmp.path().join("node.log")).unwrap();
+    let mut node = start(tmp.path(), &anonymous).await;
+    node.terminate();
+    assert!(!log().contains("started a new, empty node"), "{}", log());
+}

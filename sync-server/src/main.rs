@@ -209,8 +209,16 @@ fn existing_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
+    let fresh = !args.data.data_dir.join(caja_sync_server::db::DB_FILE).is_file();
     let server = SyncServer::open_with(&args.data.data_dir, args.currency, args.options())
         .with_context(|| format!("opening data dir {}", args.data.data_dir.display()))?;
+    if fresh {
+        // A typo in --data-dir must not pass for head office: say it is a new one.
+        tracing::warn!(
+            data_dir = %args.data.data_dir.display(),
+            "no sync server there: created a new one with a new CA and no users (check --data-dir if you meant an existing one)"
+        );
+    }
     let quic = std::net::UdpSocket::bind(args.listen_quic)
         .with_context(|| format!("binding QUIC on {}", args.listen_quic))?;
     let http = tokio::net::TcpListener::bind(args.listen_http)

@@ -207,6 +207,8 @@ fn serve_holds_the_data_dir_and_stops_on_sigterm() {
     }
     assert!(logs.contains("caja-sync serving"), "{logs}");
     assert!(logs.contains("ca_fingerprint"), "{logs}");
+    // A new data directory (a typo, or the very first start) is said to be new.
+    assert!(logs.contains("created a new one with a new CA"), "{logs}");
 
     // Writing users needs the documents the running server owns: refused, with the way out.
     let out = caja_sync()
