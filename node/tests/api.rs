@@ -284,6 +284,65 @@ async fn csv_import_is_all_or_nothing() {
     node.get("/v1/products/D-1").await.problem(404, "not-found");
     assert_eq!(count().await, 3);
 
+    // A mistyped column is refused, not dropped (tax rates would silently become 0).
+    let detail = import(b"sku,name,unit_price,vat\nD-1,Dates,1,0.2\n", Some("text/csv"))
+        .await
+        .problem(422, "invalid-input");
+    assert!(
+        detail.contains("unknown column \"vat\"") && detail.contains("tax_rate"),
+        "{detail}"
+    );
+    // More fields than the header has; the same SKU twice.
+    let detail = import(b"sku,name,unit_price\nD-1,Dates,1,extra\n", Some("text/csv"))
+        .await
+        .problem(422, "invalid-input");
+    assert!(detail.contains("line 2: 4 fields, the header has 3"), "{detail}");
+    let detail = import(
+        b"sku,name,unit_price\nD-1,Dates,1\nD-1,Dates,2\n",
+        Some("text/csv"),
+    )
+    .await
+    .problem(422, "invalid-input");
+    assert!(
+        detail.contains("line 3: SKU D-1 is already on line 2"),
+        "{detail}"
+    );
+    // One barcode, one product: another product's barcode, or one code twice in a file.
+    let detail = import(
+        b"sku,name,unit_price,barcode\nD-1,Dates,1,4006381333931\n",
+        Some("text/csv"),
+    )
+    .await
+    .problem(422, "invalid-input");
+    assert!(detail.contains("already the barcode of A-1"), "{detail}");
+    let detail = import(
+        b"sku,name,unit_price,barcode\nD-1,Dates,1,5901234123457\nE-1,Eggs,2,5901234123457\n",
+        Some("text/csv"),
+    )
+    .await
+    .problem(422, "invalid-input");
+    assert!(detail.contains("given to both D-1 and E-1"), "{detail}");
+    let detail = node
+        .put(
+            "/v1/products/D-1",
+            &json!({"name": "Dates", "unit_price": "1", "barcode": "4006381333931"}),
+        )
+        .await
+        .problem(422, "invalid-input");
+    assert!(detail.contains("already the barcode of A-1"), "{detail}");
+    assert_eq!(count().await, 3);
+    // Moving a code from one product to another in one file is fine.
+    let moved = "sku,name,unit_price,barcode\nA-1,Apple juice,1.20,\nD-1,Dates,1,4006381333931\n";
+    assert_eq!(
+        import(moved.as_bytes(), Some("text/csv")).await.ok(200),
+        &json!({"written": 2})
+    );
+    assert_eq!(
+        node.get("/v1/products/by-barcode/4006381333931").await.ok(200)["sku"],
+        "D-1"
+    );
+    assert_eq!(count().await, 4);
+
     // Header only.
     import(b"sku,name,unit_price\n", Some("text/csv"))
         .await
@@ -295,7 +354,7 @@ async fn csv_import_is_all_or_nothing() {
         .await
         .problem(415, "unsupported-media-type");
     import(csv, None).await.problem(415, "unsupported-media-type");
-    assert_eq!(count().await, 3);
+    assert_eq!(count().await, 4);
 
     // A UTF-8 byte order mark (spreadsheet exports) does not hide the first column.
     let mut bom = "\u{feff}".as_bytes().to_vec();

@@ -95,14 +95,57 @@ pub fn validate(sku: &str, input: ProductInput) -> Result<Product, NodeError> {
 /// Writes products to the catalog document and the projection in the caller's job.
 ///
 /// # Errors
-/// [`NodeError::Store`].
+/// [`NodeError::Invalid`] (field `barcode`) when a barcode would belong to two products
+/// (in `products`, or another product already has it and keeps it): a scan must find the
+/// one product the code was printed for. [`NodeError::Store`].
 pub fn put(ctx: &mut Ctx<'_>, products: &[Product]) -> Result<(), NodeError> {
+    check_barcodes(ctx.conn, products)?;
     let am = ctx.doc(&DocId::Catalog)?;
     let before = am.get_heads();
     docs::put_products(am, products)?;
     ctx.persist(&DocId::Catalog, &before)?;
     for p in products {
         projection::upsert_product(ctx.conn, p)?;
+    }
+    Ok(())
+}
+
+/// Refuses a write that would give one barcode to two products.
+fn check_barcodes(conn: &Connection, products: &[Product]) -> Result<(), NodeError> {
+    use std::collections::HashMap;
+    let written: HashMap<&str, Option<&str>> = products
+        .iter()
+        .map(|p| (p.sku.as_str(), p.barcode.as_deref()))
+        .collect();
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for p in products {
+        let Some(code) = p.barcode.as_deref() else {
+            continue;
+        };
+        if let Some(other) = seen.insert(code, &p.sku)
+            && other != p.sku
+        {
+            return Err(NodeError::invalid(
+                "barcode",
+                format!("{code} is given to both {other} and {}", p.sku),
+            ));
+        }
+        let mut stmt = conn
+            .prepare_cached("SELECT sku FROM products WHERE barcode = ?1 AND sku <> ?2")
+            .map_err(crate::store::StoreError::from)?;
+        let owners = stmt
+            .query_map(params![code, p.sku], |r| r.get::<_, String>(0))
+            .map_err(crate::store::StoreError::from)?;
+        for owner in owners {
+            let owner = owner.map_err(crate::store::StoreError::from)?;
+            // Unless this same write moves the code off that product.
+            if written.get(owner.as_str()).is_none_or(|b| *b == Some(code)) {
+                return Err(NodeError::invalid(
+                    "barcode",
+                    format!("{code} is already the barcode of {owner}"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -140,6 +183,28 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
         .headers()
         .map_err(|e| NodeError::invalid("csv", e.to_string()))?
         .clone();
+    const COLUMNS: [&str; 7] = [
+        "sku",
+        "name",
+        "unit_price",
+        "tax_rate",
+        "barcode",
+        "category",
+        "stock_tracked",
+    ];
+    // A mistyped column (`vat` for `tax_rate`) must not import with its values dropped.
+    if let Some(unknown) = headers
+        .iter()
+        .find(|h| !COLUMNS.iter().any(|c| h.eq_ignore_ascii_case(c)))
+    {
+        return Err(NodeError::invalid(
+            "csv",
+            format!(
+                "unknown column {unknown:?}: the columns are {}",
+                COLUMNS.join(", ")
+            ),
+        ));
+    }
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(sku_i), Some(name_i), Some(price_i)) = (col("sku"), col("name"), col("unit_price")) else {
         return Err(NodeError::invalid(
@@ -155,6 +220,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
     );
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut lines_of: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
@@ -164,6 +230,14 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
             }
         };
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() > headers.len() {
+            problems.push(format!(
+                "line {line}: {} fields, the header has {}",
+                rec.len(),
+                headers.len()
+            ));
+            continue;
+        }
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).filter(|s| !s.is_empty());
         let row = (|| -> Result<Product, NodeError> {
             let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, NodeError> {
@@ -195,7 +269,12 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
             validate(get(Some(sku_i)).unwrap_or_default(), input)
         })();
         match row {
-            Ok(p) => out.push(p),
+            Ok(p) => match lines_of.insert(p.sku.clone(), line) {
+                Some(first) => {
+                    problems.push(format!("line {line}: SKU {} is already on line {first}", p.sku))
+                }
+                None => out.push(p),
+            },
             Err(e) => problems.push(format!("line {line}: {e}")),
         }
     }
