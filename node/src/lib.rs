@@ -35,6 +35,7 @@ pub mod reports;
 pub mod sales;
 pub mod store;
 pub mod sync;
+pub mod timestamp;
 
 pub use app::Node;
 pub use config::{NodeConfig, SyncTarget};

@@ -1440,8 +1440,9 @@ async fn search_folds_accents() {
     }
 }
 
-/// Movements whose sign contradicts their reason, and facts dated outside 2000-01-01 .. a
-/// day from now, are refused and change nothing.
+/// Movements whose sign contradicts their reason, facts dated before 2000-01-01 or in the
+/// future (more than 5 minutes ahead), and times that are not RFC 3339 with an offset are
+/// refused, say why, and change nothing.
 #[tokio::test]
 async fn movement_signs_and_fact_dates_are_checked() {
     let node = spawn_node().await;
@@ -1472,7 +1473,14 @@ async fn movement_signs_and_fact_dates_are_checked() {
         .ok(201);
     }
     assert_eq!(node.on_hand("TEA-1").await, "1");
-    for at in ["1999-12-31T23:59:59Z", "2999-01-01T00:00:00Z"] {
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    for at in [
+        "1999-12-31T23:59:59Z",
+        "2999-01-01T00:00:00Z",
+        in_an_hour.as_str(),
+        "yesterday",
+        "2026-11-30T10:00:00",
+    ] {
         let mut sale = cash_sale("TEA-1", "1", "20");
         sale["occurred_at"] = json!(at);
         let r = node.post("/v1/sales", &sale).await;
@@ -1485,5 +1493,17 @@ async fn movement_signs_and_fact_dates_are_checked() {
             .await;
         assert!(r.problem(422, "invalid-input").contains("occurred_at"), "{at}");
     }
+    // The detail says what was wrong.
+    let mut sale = cash_sale("TEA-1", "1", "20");
+    sale["occurred_at"] = json!("2026-11-30T10:00:00");
+    let r = node.post("/v1/sales", &sale).await;
+    let detail = r.problem(422, "invalid-input");
+    assert!(
+        detail.contains("RFC 3339") && detail.contains("offset"),
+        "{detail}"
+    );
+    sale["occurred_at"] = json!(in_an_hour);
+    let detail = node.post("/v1/sales", &sale).await.problem(422, "invalid-input");
+    assert!(detail.contains("in the future"), "{detail}");
     assert_eq!(node.on_hand("TEA-1").await, "1");
 }

@@ -80,7 +80,8 @@ pub fn synthetic_plan() -> ReplayPlan {
     let today = Utc::now().date_naive();
     let mut ops = Vec::new();
     for day in 0..3 {
-        let date = today - Days::days(2 - day);
+        // The three days before today: a sale cannot be dated in the future.
+        let date = today - Days::days(3 - day);
         for (store, _) in &stores {
             let at = |h: u32, m: u32| {
                 date.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default())

@@ -36,7 +36,7 @@ pub struct MovementRequest {
     #[serde(default)]
     pub note: Option<String>,
     /// When it happened; default now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::de_opt")]
     pub occurred_at: Option<DateTime<Utc>>,
 }
 

@@ -72,7 +72,7 @@ pub struct SaleRequest {
     pub tenders: Vec<TenderRequest>,
     /// When the sale happened (RFC 3339); default now. Imports and replays pass the
     /// original time; it decides the business day.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::de_opt")]
     pub occurred_at: Option<DateTime<Utc>>,
     /// Terminal id; default the node's.
     #[serde(default)]
@@ -112,7 +112,7 @@ pub struct RefundRequest {
     #[serde(default)]
     pub restock: Option<bool>,
     /// When it happened; default now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::timestamp::de_opt")]
     pub occurred_at: Option<DateTime<Utc>>,
     /// Terminal id; default the node's.
     #[serde(default)]
@@ -158,8 +158,9 @@ fn check_lines(lines: &[LineRequest]) -> Result<(), NodeError> {
 }
 
 /// The time of a new fact: the request's `occurred_at` (imports, replays) or now. A time
-/// before 2000-01-01 or more than a day ahead of this node's clock is refused: it would
-/// file the fact under a business day nobody will look at.
+/// before 2000-01-01 or more than [`BACKDATE_TOLERANCE`] ahead of this node's clock is
+/// refused: nothing is sold in the future, and it would file the fact under a business
+/// day that has not begun.
 ///
 /// # Errors
 /// [`NodeError::Invalid`] on field `occurred_at`.
@@ -170,10 +171,20 @@ pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError
         .unwrap_or_default()
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
-    if at < earliest || at > now + chrono::Duration::days(1) {
+    if at > now + BACKDATE_TOLERANCE {
         return Err(NodeError::invalid(
             "occurred_at",
-            format!("{} is outside 2000-01-01 .. a day from now", at.to_rfc3339()),
+            format!(
+                "{} is in the future (this node's clock says {})",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    if at < earliest {
+        return Err(NodeError::invalid(
+            "occurred_at",
+            format!("{} is before 2000-01-01", at.to_rfc3339()),
         ));
     }
     Ok(at)
@@ -183,9 +194,10 @@ pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError
 /// 5 minutes (a till's clock a little off; anything more rewrites a closed day's takings).
 pub const BACKDATE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Whether `at` is further from now than [`BACKDATE_TOLERANCE`].
+/// Whether `at` is further back than [`BACKDATE_TOLERANCE`] (the future is refused by
+/// [`occurred_at`]).
 fn backdated(at: DateTime<Utc>) -> bool {
-    (Utc::now() - at).abs() > BACKDATE_TOLERANCE
+    Utc::now() - at > BACKDATE_TOLERANCE
 }
 
 fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String, NodeError> {
@@ -255,10 +267,7 @@ pub fn checkout(
         ));
     }
     if backdated(at) {
-        needed.push((
-            Permission::SaleBackdate,
-            "a sale dated more than 5 minutes from now",
-        ));
+        needed.push((Permission::SaleBackdate, "a sale dated more than 5 minutes ago"));
     }
     author.authorized_by = actor.authorize_all(ctx, &needed, &terminal)?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
@@ -412,10 +421,7 @@ pub fn refund(
         }
     }
     if backdated(at) {
-        needed.push((
-            Permission::SaleBackdate,
-            "a refund dated more than 5 minutes from now",
-        ));
+        needed.push((Permission::SaleBackdate, "a refund dated more than 5 minutes ago"));
     }
     author.authorized_by = actor.authorize_all(ctx, &needed, &terminal)?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
