@@ -518,6 +518,15 @@ async fn wrong_passwords_lock_like_wrong_pins() {
     node.pin_login("T1", "ana", pin_of("manager")).await.ok(200);
     let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    // A mistyped kind is an error, not an empty (reassuring) list.
+    let detail = node
+        .get("/v1/audit?kind=lock")
+        .await
+        .problem(422, "invalid-input");
+    assert!(
+        detail.contains("\"lock\" is not a kind") && detail.contains("login_failed"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

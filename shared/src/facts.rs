@@ -129,7 +129,8 @@ pub enum SecurityEvent {
         /// Why: `wrong secret`, `unknown user`, `disabled`, `locked`, `no PIN set`, ….
         reason: String,
     },
-    /// Too many failed PINs: the user is locked out on this terminal until `until`.
+    /// Too many failed logins (PIN or password): the user is locked out on this terminal
+    /// (or every terminal) until `until`.
     Locked {
         /// The username.
         username: String,
@@ -137,8 +138,8 @@ pub enum SecurityEvent {
         failures: u32,
         /// When the lock ends (UTC).
         until: DateTime<Utc>,
-        /// Whether the lock holds on every terminal of the node (too many wrong PINs
-        /// across terminals), not just the fact's.
+        /// Whether the lock holds on every terminal of the node (too many failures across
+        /// terminals), not just the fact's.
         #[serde(default)]
         all_terminals: bool,
     },

@@ -46,6 +46,31 @@ pub(crate) fn insert(
     Ok(())
 }
 
+/// Every kind an audit entry can have: the security facts' events
+/// ([`SecurityEvent`], snake_case), `override_used`, and the staff changes the projection
+/// of head office's staff document logs (`auth/staff.rs`). `GET /v1/audit?kind=` takes
+/// only these, so a typo is an error rather than an empty list.
+pub const KINDS: &[&str] = &[
+    "login_succeeded",
+    "login_failed",
+    "locked",
+    "logout",
+    "session_revoked",
+    "override_granted",
+    "override_used",
+    "user_added",
+    "user_removed",
+    "user_disabled",
+    "user_enabled",
+    "username_changed",
+    "roles_changed",
+    "password_changed",
+    "pin_changed",
+    "sessions_revoked",
+    "role_defined",
+    "role_removed",
+];
+
 /// The audit entry a fact makes, if it makes one: `(kind, detail)`.
 fn entry_of(fact: &Fact) -> Option<(String, Value)> {
     if let FactBody::Security(e) = &fact.body {
@@ -153,4 +178,57 @@ pub fn list(
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use caja_shared::facts::LoginMethod;
+
+    #[test]
+    fn every_security_event_is_a_listed_kind() {
+        let events = [
+            SecurityEvent::LoginSucceeded {
+                method: LoginMethod::Pin,
+                session: "s".into(),
+            },
+            SecurityEvent::LoginFailed {
+                method: LoginMethod::Password,
+                username: "u".into(),
+                reason: "r".into(),
+            },
+            SecurityEvent::Locked {
+                username: "u".into(),
+                failures: 5,
+                until: chrono::Utc::now(),
+                all_terminals: false,
+            },
+            SecurityEvent::Logout { session: "s".into() },
+            SecurityEvent::SessionRevoked {
+                session: "s".into(),
+                reason: "r".into(),
+            },
+            SecurityEvent::OverrideGranted {
+                permission: "p".into(),
+                override_id: "o".into(),
+                requested_by: None,
+            },
+        ];
+        for e in events {
+            // Exhaustive on purpose: a new event does not compile until it is listed here
+            // (and in KINDS).
+            match &e {
+                SecurityEvent::LoginSucceeded { .. }
+                | SecurityEvent::LoginFailed { .. }
+                | SecurityEvent::Locked { .. }
+                | SecurityEvent::Logout { .. }
+                | SecurityEvent::SessionRevoked { .. }
+                | SecurityEvent::OverrideGranted { .. } => {}
+            }
+            let v = serde_json::to_value(&e).unwrap();
+            let kind = v["event"].as_str().unwrap();
+            assert!(KINDS.contains(&kind), "{kind} is not in KINDS");
+        }
+    }
 }

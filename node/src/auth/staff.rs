@@ -315,6 +315,11 @@ mod tests {
                 "role_removed"
             ]
         );
+        assert!(
+            kinds
+                .iter()
+                .all(|k| crate::auth::audit::KINDS.contains(&k.as_str()))
+        );
     }
 
     #[test]

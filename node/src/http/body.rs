@@ -73,7 +73,33 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     Ok(Some(s.to_string()))
 }
 
-/// Hex SHA-256 of a request body: a retry with the same key must send the same body.
+/// Hex SHA-256 of a request body: a retry with the same key must send the same request.
+/// A JSON body is hashed in its compact form with sorted keys, so a retry that only
+/// formats the same JSON differently (a client library's spacing or key order) is the
+/// same request; any other body is hashed as sent.
 pub fn body_hash(body: &Bytes) -> String {
-    hex::encode(Sha256::digest(body))
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        // serde_json's map is a BTreeMap (no `preserve_order`): keys come out sorted.
+        Ok(v) => hex::encode(Sha256::digest(v.to_string().as_bytes())),
+        Err(_) => hex::encode(Sha256::digest(body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_json_formatted_differently_is_the_same_request() {
+        let a = body_hash(&Bytes::from_static(br#"{"sku":"TEA-1","quantity":2}"#));
+        let b = body_hash(&Bytes::from_static(b"{ \"quantity\": 2,\n  \"sku\": \"TEA-1\" }"));
+        let c = body_hash(&Bytes::from_static(br#"{"sku":"TEA-1","quantity":3}"#));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Not JSON: as sent.
+        assert_ne!(
+            body_hash(&Bytes::from_static(b"a b")),
+            body_hash(&Bytes::from_static(b"a  b"))
+        );
+    }
 }

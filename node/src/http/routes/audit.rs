@@ -19,7 +19,7 @@ pub struct AuditQuery {
     pub after: Option<i64>,
     /// Only entries at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
-    /// Only this kind (e.g. `login_failed`).
+    /// Only this kind (e.g. `login_failed`; one of [`audit::KINDS`], else 422).
     pub kind: Option<String>,
     /// At most this many entries (1-1000, default 200).
     pub limit: Option<usize>,
@@ -34,6 +34,15 @@ pub async fn list(
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(q) = q?;
+    if let Some(k) = q.kind.as_deref()
+        && !audit::KINDS.contains(&k)
+    {
+        return Err(NodeError::invalid(
+            "kind",
+            format!("{k:?} is not a kind; kinds: {}", audit::KINDS.join(", ")),
+        )
+        .into());
+    }
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(NodeError::invalid("limit", "must be 1-1000").into());
