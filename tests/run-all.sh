@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# System packages: a C compiler for bundled SQLite and ring, pkg-config.
+# System packages: a C compiler for bundled SQLite and ring, pkg-config, curl.
 need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v curl >/dev/null 2>&1 || need+=(curl)   # a test pins the node's key as curl users do
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   as_root apt-get update -q

@@ -150,9 +150,23 @@ async fn main() -> anyhow::Result<()> {
                 names: a.lan_names,
                 ..Default::default()
             };
+            if !a.data.data_dir.join("node.sqlite").is_file() {
+                anyhow::bail!(
+                    "{} holds no node: check --data-dir (`caja-node serve` or `caja-node enroll` creates one)",
+                    a.data.data_dir.display()
+                );
+            }
             let id = caja_node::http::tls::identity(&a.data.data_dir, a.listen, &cfg)?;
+            // First line: what Caja's clients pin (the certificate's SHA-256); second: the
+            // public-key pin for `curl --pinnedpubkey`.
             println!("{}", id.fingerprint());
-            eprintln!("({})", id.source);
+            if let Some(pin) = id.public_key_pin() {
+                println!("{pin}");
+            }
+            eprintln!(
+                "({}; curl: --pinnedpubkey 'sha256//…' with the second line)",
+                id.source
+            );
         }
         Command::Demo(a) => {
             init_tracing("warn");

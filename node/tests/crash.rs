@@ -389,3 +389,78 @@ async fn a_new_data_directory_is_announced_and_an_existing_one_is_not() {
     node.terminate();
     assert!(!log().contains("started a new, empty node"), "{}", log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_fingerprint_prints_what_tills_and_curl_pin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fingerprint = |listen: &str| {
+        Command::new(env!("CARGO_BIN_EXE_caja-node"))
+            .args(["lan-fingerprint", "--listen", listen, "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .env_remove("CAJA_NODE_LAN_NAMES")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A data directory with no node (a typo) is refused, not filled with a certificate.
+    let out = fingerprint("127.0.0.1:8443");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no node"), "{err}");
+    assert!(!tmp.path().join("data").exists());
+
+    add_admin(tmp.path());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let out = fingerprint(&listen);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].len() == 64 && lines[0].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("sha256//") && lines[1].len() == 8 + 44,
+        "{stdout}"
+    );
+
+    let log = std::fs::File::create(tmp.path().join("tls.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_caja-node"))
+        .args(["serve", "--tls", "--listen", &listen, "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _node = NodeProcess {
+        child,
+        url: format!("https://{listen}"),
+    };
+    // curl with the printed public-key pin reaches the node; another pin does not.
+    let curl = |pin: &str| {
+        Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "5", "--pinnedpubkey", pin])
+            .arg(format!("https://{listen}/health/live"))
+            .output()
+            .expect("curl is installed (tests/run-all.sh installs it)")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = curl(lines[1]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "curl with the pin failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(tmp.path().join("tls.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wrong = curl("sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert!(!wrong.status.success());
+}

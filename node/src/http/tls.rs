@@ -88,6 +88,20 @@ impl LanIdentity {
             .map(|c| caja_shared::pin::fingerprint(c))
             .unwrap_or_default()
     }
+
+    /// The leaf's public-key pin in the form curl's `--pinnedpubkey` takes: `sha256//`
+    /// and the base64 SHA-256 of its SubjectPublicKeyInfo (the pin of RFC 7469). `None`
+    /// for a key rcgen cannot read.
+    pub fn public_key_pin(&self) -> Option<String> {
+        use base64::Engine;
+        use rcgen::PublicKeyData;
+        let pair = rcgen::KeyPair::try_from(&self.key).ok()?;
+        let digest = Sha256::digest(pair.subject_public_key_info());
+        Some(format!(
+            "sha256//{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ))
+    }
 }
 
 fn load_pair(cert: &Path, key: &Path, source: String) -> Result<LanIdentity, LanTlsError> {
