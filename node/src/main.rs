@@ -78,6 +78,10 @@ async fn main() -> anyhow::Result<()> {
                 Some(c) => Secret::new(c),
                 None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?,
             };
+            eprintln!(
+                "enrolling with the sync server at {} (gives up after 30 s)…",
+                a.server
+            );
             let e = enroll::enroll(&EnrollOptions {
                 data_dir: a.data.data_dir.clone(),
                 server: a.server,

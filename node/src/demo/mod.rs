@@ -295,11 +295,16 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
         }
     };
     println!(
-        "chain: {} stores, {} products, {} operations; data in {}",
+        "chain: {} stores, {} products, {} operations; data in {}{}",
         plan.stores.len(),
         plan.catalog.len(),
         plan.ops.len(),
-        dir.display()
+        dir.display(),
+        if temp.is_some() {
+            " (removed on exit; --data-dir keeps it)"
+        } else {
+            ""
+        }
     );
     let chain = Chain::start(&dir, &plan.stores, plan.currency).await?;
     println!(

@@ -141,6 +141,9 @@ pub async fn print_head_office_view(
         })
         .collect();
     println!("head office's audit log of store {store} after it reconnected:");
+    if shown.is_empty() {
+        println!("  (no PIN logins, overrides or failed logins there)");
+    }
     for e in shown.iter().take(8) {
         let extra = match e.kind.as_str() {
             "fact.override" => format!(

@@ -205,7 +205,7 @@ pub async fn drive(
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 match &bar {
                     Some(b) => b.set_position(n),
-                    None if total >= 10 && n % (total / 10).max(1) == 0 => {
+                    None if total >= 10 && (n % (total / 10).max(1) == 0 || n == total) => {
                         eprintln!("{label}: {n}/{total} operations ({}%)", n * 100 / total)
                     }
                     None => {}

@@ -227,7 +227,7 @@ pub struct OpTender {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The file could not be opened.
-    #[error("cannot open replay file {path}: {source}")]
+    #[error("cannot open replay file {path}")]
     Open {
         /// The path as given.
         path: PathBuf,
