@@ -27,9 +27,9 @@ fn convert<E: serde::de::Error>(raw: Raw) -> Result<Decimal, E> {
             Decimal::from_str(&f.to_string())
                 .map_err(|_| E::invalid_value(Unexpected::Float(f), &"a decimal number we can hold"))
         }
-        Raw::Text(s) => Decimal::from_str(s.trim())
-            .or_else(|_| Decimal::from_scientific(s.trim()))
-            .map_err(|_| E::invalid_value(Unexpected::Str(&s), &"a decimal number")),
+        // Plain notation only: "1e3" in a price field is far likelier a typo than 1000.
+        Raw::Text(s) => caja_shared::money::parse_decimal(&s)
+            .ok_or_else(|| E::invalid_value(Unexpected::Str(&s), &"a decimal number like \"2.55\"")),
     }
 }
 
@@ -88,4 +88,37 @@ pub fn check_price(p: Decimal) -> Result<(), String> {
         return Err(format!("{p} is more than 10,000,000"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Price {
+        #[serde(deserialize_with = "de")]
+        p: Decimal,
+    }
+
+    fn parse(json: &str) -> Result<Decimal, String> {
+        serde_json::from_str::<Price>(json)
+            .map(|x| x.p)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn text_and_numbers_are_exact_and_scientific_text_is_refused() {
+        assert_eq!(parse(r#"{"p": "2.55"}"#).unwrap().to_string(), "2.55");
+        assert_eq!(parse(r#"{"p": 2.55}"#).unwrap().to_string(), "2.55");
+        assert_eq!(parse(r#"{"p": 3}"#).unwrap(), Decimal::from(3));
+        for bad in [
+            r#"{"p": "1e3"}"#,
+            r#"{"p": "2,55"}"#,
+            r#"{"p": "abc"}"#,
+            r#"{"p": ""}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("a decimal number like"), "{bad}: {e}");
+        }
+    }
 }

@@ -506,6 +506,49 @@ pub mod tests_support {
             }),
         }
     }
+
+    /// One security event of each kind, for tests that check every kind is handled.
+    pub fn security_events() -> Vec<SecurityEvent> {
+        let events = vec![
+            SecurityEvent::LoginSucceeded {
+                method: LoginMethod::Pin,
+                session: "s".into(),
+            },
+            SecurityEvent::LoginFailed {
+                method: LoginMethod::Password,
+                username: "u".into(),
+                reason: "r".into(),
+            },
+            SecurityEvent::Locked {
+                username: "u".into(),
+                failures: 5,
+                until: Utc::now(),
+                all_terminals: false,
+            },
+            SecurityEvent::Logout { session: "s".into() },
+            SecurityEvent::SessionRevoked {
+                session: "s".into(),
+                reason: "r".into(),
+            },
+            SecurityEvent::OverrideGranted {
+                permission: "p".into(),
+                override_id: "o".into(),
+                requested_by: None,
+            },
+        ];
+        for e in &events {
+            // Exhaustive on purpose: a new event does not compile until it is listed above.
+            match e {
+                SecurityEvent::LoginSucceeded { .. }
+                | SecurityEvent::LoginFailed { .. }
+                | SecurityEvent::Locked { .. }
+                | SecurityEvent::Logout { .. }
+                | SecurityEvent::SessionRevoked { .. }
+                | SecurityEvent::OverrideGranted { .. } => {}
+            }
+        }
+        events
+    }
 }
 
 #[cfg(test)]

@@ -181,6 +181,16 @@ pub fn format_minor(minor: i64, currency: Currency) -> String {
     format!("{:.*}", currency.exponent() as usize, d)
 }
 
+/// Parses a decimal in plain notation (`"2.55"`, `"-3"`, `" 0.20 "`; surrounding spaces
+/// ignored), exactly. Exponents (`"1e3"`) are refused: in a price or rate they are far
+/// likelier a typo than a number (`rust_decimal`'s own `from_str` would take them).
+/// `None` when the text is not such a number or is out of `Decimal`'s range.
+pub fn parse_decimal(text: &str) -> Option<Decimal> {
+    Some(text.trim())
+        .filter(|t| !t.contains(['e', 'E']))
+        .and_then(|t| Decimal::from_str(t).ok())
+}
+
 /// Parses a decimal amount in major units into minor units, refusing extra precision
 /// (`"12.30"` GBP -> `1230`; `"12.305"` is an error, not a silent rounding).
 ///
@@ -188,7 +198,7 @@ pub fn format_minor(minor: i64, currency: Currency) -> String {
 /// [`MoneyError::BadAmount`] for text that is not a decimal, [`MoneyError::TooPrecise`]
 /// for more decimals than the currency has, [`MoneyError::Overflow`] when out of range.
 pub fn parse_minor(s: &str, currency: Currency) -> Result<i64, MoneyError> {
-    let d = Decimal::from_str(s.trim()).map_err(|_| MoneyError::BadAmount(s.to_string()))?;
+    let d = parse_decimal(s).ok_or_else(|| MoneyError::BadAmount(s.to_string()))?;
     if d.normalize().scale() > currency.exponent() {
         return Err(MoneyError::TooPrecise {
             amount: s.to_string(),
@@ -206,6 +216,19 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_plain_notation_only() {
+        assert_eq!(parse_decimal(" 0.20 "), Some(d("0.20")));
+        assert_eq!(parse_decimal("-3"), Some(d("-3")));
+        for bad in ["1e3", "2.5E-1", "", "2,55", "abc", "1.2.3"] {
+            assert_eq!(parse_decimal(bad), None, "{bad}");
+        }
+        assert!(matches!(
+            parse_minor("1e3", Currency::GBP),
+            Err(MoneyError::BadAmount(_))
+        ));
     }
 
     #[test]

@@ -36,6 +36,52 @@ CREATE INDEX IF NOT EXISTS audit_by_at ON audit(at);
 /// Most entries one query returns.
 pub const MAX_LIMIT: u32 = 1000;
 
+/// Every kind an entry can have: head office's own events, `fact.override`, and
+/// `fact.security.<event>` for each security event a store sends ([`SecurityEvent`],
+/// snake_case, the same names the node's own audit log uses). `GET /v1/audit?kind=` takes
+/// one of these or a prefix of them ending at a dot (`login` for `login.failed` and
+/// `login.succeeded`, `fact.security` for every store event), so a typo is an error
+/// rather than an empty list. Writing a kind that is not here is a bug, caught by a
+/// debug assertion in [`record`].
+///
+/// [`SecurityEvent`]: caja_shared::facts::SecurityEvent
+pub const KINDS: &[&str] = &[
+    "connection.refused",
+    "enrollment.refused",
+    "enrollment_code.issued",
+    "fact.override",
+    "fact.security.locked",
+    "fact.security.login_failed",
+    "fact.security.login_succeeded",
+    "fact.security.logout",
+    "fact.security.override_granted",
+    "fact.security.session_revoked",
+    "login.failed",
+    "login.succeeded",
+    "logout",
+    "node.enrolled",
+    "node.renewed",
+    "node.revoked",
+    "role.defined",
+    "role.deleted",
+    "session.refresh_reused",
+    "store.created",
+    "sync.forbidden",
+    "user.created",
+    "user.disabled",
+    "user.enabled",
+    "user.roles_changed",
+    "user.sessions_revoked",
+    "user.updated",
+];
+
+/// Whether `filter` is a kind of [`KINDS`] or a prefix of one ending at a dot.
+pub fn is_kind_filter(filter: &str) -> bool {
+    KINDS
+        .iter()
+        .any(|k| *k == filter || (k.starts_with(filter) && k.as_bytes().get(filter.len()) == Some(&b'.')))
+}
+
 /// Who did something at head office: an admin API user, or the local operator (CLI, or
 /// a program using the library directly).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +182,11 @@ impl NewEntry {
 /// # Errors
 /// [`ServerError::Sqlite`].
 pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
+    debug_assert!(
+        KINDS.contains(&e.kind.as_str()),
+        "audit kind {} is not in KINDS",
+        e.kind
+    );
     conn.prepare_cached(
         "INSERT INTO audit (at, store, node, actor_id, actor_name, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -186,6 +237,10 @@ pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> 
         }
         _ => return Ok(false),
     };
+    debug_assert!(
+        KINDS.contains(&kind.as_str()),
+        "audit kind {kind} is not in KINDS"
+    );
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO audit (at, store, node, actor_id, actor_name, kind, detail, fact_id)
@@ -217,6 +272,9 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
     /// Only entries of these stores (a user scoped to some stores); `None`: any.
     pub within: Option<Vec<String>>,
+    /// Only entries of this kind, or of kinds under this prefix (`login` matches
+    /// `login.failed`); see [`is_kind_filter`].
+    pub kind: Option<String>,
 }
 
 /// Entries matching `q`, newest first.
@@ -229,6 +287,7 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, Server
         "SELECT id, at, store, node, actor_id, actor_name, kind, detail, fact_id FROM audit
          WHERE (?1 IS NULL OR store = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at <= ?3)
            AND (?5 IS NULL OR store IN (SELECT value FROM json_each(?5)))
+           AND (?6 IS NULL OR kind = ?6 OR substr(kind, 1, length(?6) + 1) = ?6 || '.')
          ORDER BY at DESC, id DESC LIMIT ?4",
     )?;
     let rows = stmt.query_map(
@@ -240,6 +299,7 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, Server
             q.within
                 .as_ref()
                 .map(|w| serde_json::to_string(w).unwrap_or_else(|_| "[]".into())),
+            q.kind,
         ],
         |r| {
             Ok(AuditEntry {
@@ -313,5 +373,61 @@ mod tests {
         .unwrap();
         assert_eq!(only.len(), 1);
         assert!(only[0].fact_id.is_some());
+        let kind = |k: &str| {
+            let q = AuditQuery {
+                kind: Some(k.into()),
+                ..AuditQuery::default()
+            };
+            list(&conn, &q)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kind("login"), ["login.failed"]);
+        assert_eq!(kind("fact.security"), ["fact.security.login_failed"]);
+        let mut facts = kind("fact");
+        facts.sort();
+        assert_eq!(facts, ["fact.override", "fact.security.login_failed"]);
+        assert_eq!(kind("fact.override"), ["fact.override"]);
+    }
+
+    #[test]
+    fn kind_filters_are_kinds_or_their_dotted_prefixes() {
+        for ok in [
+            "login",
+            "login.failed",
+            "fact",
+            "fact.security",
+            "fact.security.locked",
+            "user",
+        ] {
+            assert!(is_kind_filter(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "log",
+            "login.",
+            "login.fail",
+            "LOGIN",
+            "fact.security.pin",
+            "nope",
+            "%",
+        ] {
+            assert!(!is_kind_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_security_event_has_its_fact_kind() {
+        let mut f = caja_shared::facts::tests_support::sample();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // One of each event; `record_fact` asserts (debug) that the kind it writes is known.
+        for event in caja_shared::facts::tests_support::security_events() {
+            f.id = caja_shared::ids::FactId::new();
+            f.body = FactBody::Security(event);
+            assert!(record_fact(&conn, &f).unwrap());
+        }
     }
 }

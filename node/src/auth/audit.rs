@@ -184,48 +184,10 @@ pub fn list(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use caja_shared::facts::LoginMethod;
 
     #[test]
     fn every_security_event_is_a_listed_kind() {
-        let events = [
-            SecurityEvent::LoginSucceeded {
-                method: LoginMethod::Pin,
-                session: "s".into(),
-            },
-            SecurityEvent::LoginFailed {
-                method: LoginMethod::Password,
-                username: "u".into(),
-                reason: "r".into(),
-            },
-            SecurityEvent::Locked {
-                username: "u".into(),
-                failures: 5,
-                until: chrono::Utc::now(),
-                all_terminals: false,
-            },
-            SecurityEvent::Logout { session: "s".into() },
-            SecurityEvent::SessionRevoked {
-                session: "s".into(),
-                reason: "r".into(),
-            },
-            SecurityEvent::OverrideGranted {
-                permission: "p".into(),
-                override_id: "o".into(),
-                requested_by: None,
-            },
-        ];
-        for e in events {
-            // Exhaustive on purpose: a new event does not compile until it is listed here
-            // (and in KINDS).
-            match &e {
-                SecurityEvent::LoginSucceeded { .. }
-                | SecurityEvent::LoginFailed { .. }
-                | SecurityEvent::Locked { .. }
-                | SecurityEvent::Logout { .. }
-                | SecurityEvent::SessionRevoked { .. }
-                | SecurityEvent::OverrideGranted { .. } => {}
-            }
+        for e in caja_shared::facts::tests_support::security_events() {
             let v = serde_json::to_value(&e).unwrap();
             let kind = v["event"].as_str().unwrap();
             assert!(KINDS.contains(&kind), "{kind} is not in KINDS");

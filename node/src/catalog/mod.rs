@@ -242,8 +242,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
         let row = (|| -> Result<Product, NodeError> {
             let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, NodeError> {
                 s.map(|t| {
-                    t.parse::<Decimal>()
-                        .map_err(|_| NodeError::invalid(f, format!("{t:?} is not a decimal")))
+                    caja_shared::money::parse_decimal(t)
+                        .ok_or_else(|| NodeError::invalid(f, format!("{t:?} is not a decimal like 2.55")))
                 })
                 .transpose()
             };

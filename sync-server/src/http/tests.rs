@@ -228,7 +228,7 @@ async fn product_put_validates_and_reads_back() {
         .json(
             "PUT",
             "/v1/products/85123A",
-            json!({"name": "T-light holder", "unit_price": "2.55", "tax_rate": "0.2", "barcode": "036000291452"}),
+            json!({"name": "T-light holder", "unit_price": "2.55", "tax_rate": "0.20", "barcode": "036000291452"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -270,6 +270,13 @@ async fn product_put_validates_and_reads_back() {
         .await;
     assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
     assert!(v["detail"].as_str().unwrap().contains("negative"));
+
+    // An exponent: far likelier a typo than 1000.
+    let (s, v, ct) = app
+        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "1e3"}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert!(v["detail"].as_str().unwrap().contains("\"1e3\""), "{v}");
 
     // Not a number.
     let (s, v, ct) = app
@@ -923,6 +930,28 @@ async fn users_and_roles_over_http_validate_every_field() {
     assert!(v.as_array().unwrap().iter().any(|e| e["kind"] == "role.deleted"));
     let (s, v, ct) = read(app.call("GET", "/v1/audit?from=yesterday", None).await).await;
     assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    let (s, v, _) = read(app.call("GET", "/v1/audit?kind=role&limit=500", None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    let kinds: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"role.deleted") && kinds.contains(&"role.defined"),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().all(|k| k.starts_with("role.")), "{kinds:?}");
+    let (s, v, _) = read(app.call("GET", "/v1/audit?kind=role.deleted", None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    for typo in ["rol", "role.delete", "roles"] {
+        let (s, v, ct) = read(app.call("GET", &format!("/v1/audit?kind={typo}"), None).await).await;
+        assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+        assert_eq!(v["field"], "kind");
+        assert!(v["detail"].as_str().unwrap().contains("role.deleted"), "{v}");
+    }
     let (s, _, _) = read(app.call("GET", "/v1/nodes", None).await).await;
     assert_eq!(s, StatusCode::OK);
     let (s, v, ct) = read(app.call("GET", "/v1/facts/nope", None).await).await;

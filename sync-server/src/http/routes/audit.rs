@@ -14,6 +14,10 @@ use crate::{AuditQuery, SyncServer};
 pub struct AuditParams {
     /// Only this store.
     pub store: Option<String>,
+    /// Only this kind, or the kinds under this prefix (`login` for `login.failed` and
+    /// `login.succeeded`; `fact.security` for every store's security facts). One of
+    /// [`audit::KINDS`](crate::audit::KINDS) or such a prefix, else 422.
+    pub kind: Option<String>,
     /// From this time (RFC 3339) or day (`yyyy-mm-dd`, from its start, UTC).
     pub from: Option<String>,
     /// Up to this time (RFC 3339) or day (`yyyy-mm-dd`, to its end, UTC).
@@ -76,8 +80,21 @@ pub async fn list(
     axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<axum::Json<Vec<AuditOut>>, ApiError> {
+    let kind = q.kind.filter(|k| !k.is_empty());
+    if let Some(k) = &kind
+        && !crate::audit::is_kind_filter(k)
+    {
+        return Err(ApiError::Invalid {
+            field: "kind",
+            reason: format!(
+                "{k:?} is not a kind or a prefix of kinds ending at a dot; kinds: {}",
+                crate::audit::KINDS.join(", ")
+            ),
+        });
+    }
     let query = AuditQuery {
         store: q.store.filter(|s| !s.is_empty()),
+        kind,
         from: time("from", q.from.as_deref(), false)?,
         to: time("to", q.to.as_deref(), true)?,
         limit: q.limit,

@@ -1,8 +1,6 @@
 //! `/v1/products`: write products into the chain catalog (one or a batch, each write one
 //! automerge transaction pushed to every connected node) and read them back.
 
-use std::str::FromStr;
-
 use axum::extract::State;
 use caja_shared::docs::Product;
 use rust_decimal::Decimal;
@@ -70,7 +68,7 @@ impl From<Product> for ProductOut {
             sku: p.sku,
             name: p.name,
             unit_price: p.unit_price.to_string(),
-            tax_rate: p.tax_rate.to_string(),
+            tax_rate: p.tax_rate.normalize().to_string(),
             barcode: p.barcode,
             category: p.category,
             stock_tracked: p.stock_tracked,
@@ -86,8 +84,11 @@ pub struct Written {
 }
 
 fn decimal(field: &str, sku: &str, text: &str) -> Result<Decimal, ApiError> {
-    Decimal::from_str(text.trim())
-        .map_err(|_| ApiError::BadRequest(format!("product {sku}: {field} {text:?} is not a decimal number")))
+    caja_shared::money::parse_decimal(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "product {sku}: {field} {text:?} is not a decimal number like \"2.55\""
+        ))
+    })
 }
 
 /// Parses and validates one product.
