@@ -32,6 +32,13 @@ pub struct ServerOptions {
     pub session_ttl: Duration,
     /// Enrollment attempts allowed per remote IP address per minute; default 10.
     pub enrollments_per_minute: u32,
+    /// Live QUIC connections allowed per remote IP address; default 64 (a store node
+    /// keeps one). See `quic::limits`.
+    pub connections_per_ip: u32,
+    /// QUIC handshakes allowed per remote IP address per minute (a burst of this many,
+    /// then evenly spread); default 300. Over it, an unvalidated address gets a Retry and a
+    /// validated one is refused.
+    pub handshakes_per_minute: u32,
     /// Admin API login attempts allowed per client IP per minute; default 10.
     pub logins_per_minute: u32,
     /// Admin API requests allowed per client IP per second (all routes); default 50.
@@ -49,6 +56,8 @@ impl Default for ServerOptions {
             access_token_ttl: Duration::from_secs(15 * 60),
             session_ttl: Duration::from_secs(12 * 3600),
             enrollments_per_minute: 10,
+            connections_per_ip: 64,
+            handshakes_per_minute: 300,
             logins_per_minute: 10,
             requests_per_second: 50,
             body_limit: 1 << 20,

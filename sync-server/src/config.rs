@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// IP address per minute.
     #[arg(long, env = "CAJA_SYNC_ENROLLMENTS_PER_MINUTE", default_value_t = 10)]
     pub enrollments_per_minute: u32,
+    /// Live QUIC connections allowed per remote IP address (a store node keeps one; many
+    /// stores behind one NAT need more).
+    #[arg(long, env = "CAJA_SYNC_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub connections_per_ip: u32,
+    /// QUIC handshakes allowed per remote IP address per minute. Over it, an address QUIC
+    /// has not validated gets a Retry (so forged floods cannot lock a store out) and a
+    /// validated one is refused.
+    #[arg(long, env = "CAJA_SYNC_HANDSHAKES_PER_MINUTE", default_value_t = 300)]
+    pub handshakes_per_minute: u32,
     /// Admin API logins and refreshes allowed per client IP per minute.
     #[arg(long, env = "CAJA_SYNC_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
@@ -120,6 +129,8 @@ impl ServeArgs {
         for (name, v) in [
             ("--node-cert-days", self.node_cert_days),
             ("--enrollments-per-minute", self.enrollments_per_minute),
+            ("--connections-per-ip", self.connections_per_ip),
+            ("--handshakes-per-minute", self.handshakes_per_minute),
             ("--logins-per-minute", self.logins_per_minute),
             ("--requests-per-second", self.requests_per_second),
         ] {
@@ -135,6 +146,8 @@ impl ServeArgs {
         crate::ServerOptions {
             node_cert_validity: std::time::Duration::from_secs(u64::from(self.node_cert_days) * 86_400),
             enrollments_per_minute: self.enrollments_per_minute,
+            connections_per_ip: self.connections_per_ip,
+            handshakes_per_minute: self.handshakes_per_minute,
             logins_per_minute: self.logins_per_minute,
             requests_per_second: self.requests_per_second,
             ..crate::ServerOptions::default()

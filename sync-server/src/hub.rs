@@ -65,6 +65,8 @@ pub(crate) struct Hub {
     pub options: Arc<ServerOptions>,
     /// Connections without a client certificate (enrollments), per remote IP address.
     pub enroll_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Live connections and handshakes per remote IP address.
+    pub conn_limits: Arc<crate::quic::limits::ConnLimits>,
 }
 
 impl Core {
@@ -96,8 +98,12 @@ impl Hub {
             live: Arc::default(),
             next_conn: Arc::default(),
             authority,
-            options: Arc::new(options),
             enroll_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            conn_limits: crate::quic::limits::ConnLimits::new(
+                options.connections_per_ip,
+                options.handshakes_per_minute,
+            ),
+            options: Arc::new(options),
         }
     }
 

@@ -126,6 +126,7 @@ pub(crate) async fn run(
         if trimmed.elapsed() >= TRIM_EVERY {
             trimmed = Instant::now();
             hub.enroll_limiter.retain_recent();
+            hub.conn_limits.retain_recent();
             for t in &trims {
                 t();
             }

@@ -733,3 +733,67 @@ async fn a_catalog_edit_from_one_node_reaches_the_others() {
     node_b.close().await;
     run.stop().await;
 }
+
+/// Opens a QUIC connection without a client certificate from a fresh UDP socket (so no
+/// address-validation token carries over), or the error.
+async fn raw_connect(run: &Running) -> Result<(quinn::Endpoint, quinn::Connection), quinn::ConnectionError> {
+    let config = client::client_config(&run.server.ca_fingerprint(), None).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(run.quic, client::SERVER_NAME).unwrap().await?;
+    Ok((endpoint, conn))
+}
+
+#[tokio::test]
+async fn live_connections_per_address_are_bounded_and_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        connections_per_ip: 2,
+        ..ServerOptions::default()
+    };
+    let run = Running::start_with(dir.path(), options).await;
+    let (_e1, first) = raw_connect(&run).await.unwrap();
+    let (_e2, _second) = raw_connect(&run).await.unwrap();
+    let err = raw_connect(&run).await.unwrap_err();
+    assert!(
+        matches!(err, quinn::ConnectionError::ConnectionClosed(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
+    // The server still serves, and a closed connection frees its place.
+    first.close(0u32.into(), b"done");
+    let run_ref = &run;
+    eventually("a place is free again", WAIT, || async move {
+        raw_connect(run_ref).await.is_ok()
+    })
+    .await;
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn handshakes_per_address_are_bounded_and_forged_floods_only_get_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        handshakes_per_minute: 3,
+        ..ServerOptions::default()
+    };
+    let run = Running::start_with(dir.path(), options).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..9 {
+        outcomes.push(match raw_connect(&run).await {
+            Ok((endpoint, conn)) => {
+                conn.close(0u32.into(), b"done");
+                endpoint.wait_idle().await;
+                true
+            }
+            Err(_) => false,
+        });
+    }
+    // 3 unvalidated handshakes, then Retries: the clients answer them, so their validated
+    // attempts have their own 3; then refusals.
+    assert_eq!(
+        outcomes,
+        [true, true, true, true, true, true, false, false, false]
+    );
+    run.stop().await;
+}

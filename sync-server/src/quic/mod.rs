@@ -16,10 +16,12 @@
 //! as the QUIC application code. A revoked node's live connections are closed at once
 //! with code [`ErrorCode::Unauthorized`] and reason `node revoked` ([`Hub::disconnect`]).
 //!
-//! Not bounded yet: the number of connections (one task each), and the work of one huge
-//! catch-up (it holds the core mutex per frame, not for the whole catch-up).
+//! Before the handshake, [`limits`] bounds live connections and handshakes per remote IP
+//! address. Not bounded yet: the work of one huge catch-up (it holds the core mutex per
+//! frame, not for the whole catch-up).
 
 mod enroll;
+pub(crate) mod limits;
 mod session;
 
 use std::net::SocketAddr;
@@ -53,7 +55,28 @@ pub(crate) async fn run(hub: Hub, endpoint: quinn::Endpoint, shutdown: Cancellat
             _ = shutdown.cancelled() => break,
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                tracker.spawn(connection(hub.clone(), incoming, shutdown.clone()));
+                let remote = incoming.remote_address();
+                match hub.conn_limits.admit(remote.ip(), incoming.remote_address_validated()) {
+                    limits::Admission::Accept(slot) => {
+                        let hub = hub.clone();
+                        let shutdown = shutdown.clone();
+                        tracker.spawn(async move {
+                            connection(hub, incoming, shutdown).await;
+                            drop(slot);
+                        });
+                    }
+                    limits::Admission::Retry => {
+                        tracing::debug!(%remote, "handshake budget of an unvalidated address spent; asking for a Retry");
+                        if let Err(e) = incoming.retry() {
+                            e.into_incoming().refuse();
+                        }
+                    }
+                    limits::Admission::Refuse(reason) => {
+                        // Debug, not warn: anyone can cause these, at any rate.
+                        tracing::debug!(%remote, reason, "connection refused before the handshake");
+                        incoming.refuse();
+                    }
+                }
             }
         }
     }
