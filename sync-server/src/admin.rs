@@ -109,6 +109,12 @@ pub struct UserPatch {
     pub stores: Option<Vec<StoreCode>>,
     /// Disable (true) or enable (false).
     pub disabled: Option<bool>,
+    /// Remove the password (the user keeps only their PIN). Refused together with a new
+    /// `password`, or when the user would be left with neither.
+    pub remove_password: bool,
+    /// Remove the PIN (the user keeps only their password). Refused together with a new
+    /// `pin`, or when the user would be left with neither.
+    pub remove_pin: bool,
 }
 
 /// A user as head office sees them (never their hashes).

@@ -400,6 +400,14 @@ pub(crate) async fn update(
     patch: UserPatch,
 ) -> Result<(UserInfo, Touched), ServerError> {
     let display = patch.display_name.as_deref().map(display_name).transpose()?;
+    for (field, removes, sets) in [
+        ("password", patch.remove_password, patch.password.is_some()),
+        ("pin", patch.remove_pin, patch.pin.is_some()),
+    ] {
+        if removes && sets {
+            return Err(invalid(field, "cannot be set and removed in one change"));
+        }
+    }
     let (password_hash, pin_hash) = hash_secrets(patch.password, patch.pin).await?;
     let now = Utc::now().timestamp();
     hub.with_core(move |core| {
@@ -414,6 +422,19 @@ pub(crate) async fn update(
         }
         if pin_hash.is_some() {
             new.pin_hash = pin_hash;
+        }
+        if patch.remove_password {
+            new.password_hash = None;
+        }
+        if patch.remove_pin {
+            new.pin_hash = None;
+        }
+        if new.password_hash.is_none() && new.pin_hash.is_none() {
+            let field = if patch.remove_password { "password" } else { "pin" };
+            return Err(invalid(
+                field,
+                "a user needs a password (admin API and node logins), a PIN (tills), or both: this change would leave neither",
+            ));
         }
         if let Some(r) = &patch.roles {
             new.roles = check_roles(&core.roles, r)?;

@@ -183,6 +183,13 @@ async fn bad_users_and_roles_are_refused_naming_the_field() {
         run.server.update_user("nope", UserPatch::default()).await,
         Err(ServerError::NotFound(_))
     ));
+    let ana = run.server.users().await.unwrap()[0].id.clone();
+    let both = UserPatch {
+        pin: Some(Secret::new("4821")),
+        remove_pin: true,
+        ..UserPatch::default()
+    };
+    assert_eq!(field(run.server.update_user(&ana, both).await), "pin");
     for bad in ["admin", "Bad Role", ""] {
         assert_eq!(field(run.server.define_role(bad, BTreeSet::new()).await), "name");
     }

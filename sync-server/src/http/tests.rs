@@ -894,6 +894,36 @@ async fn users_and_roles_over_http_validate_every_field() {
         )
         .await;
     assert_eq!((s, v["display_name"].as_str()), (StatusCode::OK, Some("Ana L.")));
+    assert_eq!(
+        (v["has_password"].as_bool(), v["has_pin"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // `null` removes a secret, leaving it out keeps it; a user keeps at least one.
+    let user = format!("/v1/users/{id}");
+    let (s, v, _) = app.json("PATCH", &user, json!({"password": null})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["has_password"].as_bool(), v["has_pin"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let (s, v, ct) = app.json("PATCH", &user, json!({"pin": null})).await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "pin");
+    assert!(v["detail"].as_str().unwrap().contains("neither"), "{v}");
+    let (s, v, _) = read(app.call("GET", &user, None).await).await;
+    assert_eq!(
+        (s, v["has_pin"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "nothing changed"
+    );
+    let (s, v, _) = app
+        .json("PATCH", &user, json!({"password": PASSWORD, "pin": null}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["has_password"].as_bool(), v["has_pin"].as_bool()),
+        (Some(true), Some(false))
+    );
     let (s, v, ct) = app.json("PATCH", "/v1/users/nope", json!({})).await;
     assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
     let (s, v, _) = read(app.call("GET", "/v1/users", None).await).await;

@@ -37,6 +37,16 @@ pub struct UserIn {
     pub stores: Vec<String>,
 }
 
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, through
+/// `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// Body of `PATCH /v1/users/{id}`: only the fields given change.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,14 +54,14 @@ pub struct UserPatchIn {
     /// New display name.
     #[serde(default)]
     pub display_name: Option<String>,
-    /// New password.
-    #[serde(default)]
+    /// New password; `null` removes it (the user keeps only a PIN).
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    pub password: Option<Secret>,
-    /// New PIN.
-    #[serde(default)]
+    pub password: Option<Option<Secret>>,
+    /// New PIN (4-8 digits); `null` removes it (the user keeps only a password).
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    pub pin: Option<Secret>,
+    pub pin: Option<Option<Secret>>,
     /// New role names.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
@@ -189,8 +199,10 @@ pub async fn update(
     }
     let patch = UserPatch {
         display_name: body.display_name,
-        password: body.password,
-        pin: body.pin,
+        remove_password: matches!(body.password, Some(None)),
+        remove_pin: matches!(body.pin, Some(None)),
+        password: body.password.flatten(),
+        pin: body.pin.flatten(),
         roles: body.roles,
         stores: body.stores.as_deref().map(stores).transpose()?,
         disabled: body.disabled,
