@@ -68,9 +68,9 @@ pub struct ServeArgs {
     /// Data directory.
     #[command(flatten)]
     pub data: DataDir,
-    /// REST listen address (port 0 picks a free port). A non-loopback address needs --tls
-    /// or --allow-plain-http.
-    #[arg(long, env = "CAJA_NODE_LISTEN", default_value = "127.0.0.1:8080")]
+    /// REST listen address, IP:PORT or HOST:PORT (port 0 picks a free port). A non-loopback
+    /// address needs --tls or --allow-plain-http.
+    #[arg(long, env = "CAJA_NODE_LISTEN", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Store code (lowercase letters, digits, '-'); default: the enrolled store, else
     /// `main`.
@@ -210,7 +210,7 @@ pub struct LanArgs {
     #[command(flatten)]
     pub data: DataDir,
     /// The listen address `serve` uses (its IP goes into a generated certificate).
-    #[arg(long, env = "CAJA_NODE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "CAJA_NODE_LISTEN", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Extra DNS names or IPs, as given to `serve`.
     #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
@@ -407,6 +407,13 @@ mod tests {
         assert!(err.contains("plain HTTP"), "{err}");
         assert!(parse(&["--listen", "0.0.0.0:8080", "--tls"]).is_ok());
         assert!(parse(&["--listen", "0.0.0.0:8080", "--allow-plain-http"]).is_ok());
+        assert!(
+            parse(&["--listen", "localhost:8080"])
+                .unwrap()
+                .listen
+                .ip()
+                .is_loopback()
+        );
         let err = parse(&["--server", "hq:7443"]).unwrap_err().to_string();
         assert!(err.contains("not enrolled"), "{err}");
         let c = parse(&[]).unwrap();

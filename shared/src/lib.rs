@@ -20,6 +20,7 @@ pub mod facts;
 pub mod hlc;
 pub mod ids;
 pub mod money;
+pub mod net;
 pub mod pin;
 pub mod protocol;
 pub mod sync;

@@ -72,12 +72,12 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataDir,
     /// UDP address for node connections (QUIC, ALPN caja-sync/1); port 0 picks a free one.
-    #[arg(long, env = "CAJA_SYNC_LISTEN_QUIC", default_value = "127.0.0.1:7443")]
+    #[arg(long, env = "CAJA_SYNC_LISTEN_QUIC", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7443")]
     pub listen_quic: SocketAddr,
     /// TCP address of the admin HTTP API. It speaks plain HTTP (no TLS for the admin API
     /// yet), so a non-loopback address is refused unless --allow-plain-http is given (then
     /// put a TLS-terminating proxy or a trusted network in front). Port 0 picks a free one.
-    #[arg(long, env = "CAJA_SYNC_LISTEN_HTTP", default_value = "127.0.0.1:7080")]
+    #[arg(long, env = "CAJA_SYNC_LISTEN_HTTP", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7080")]
     pub listen_http: SocketAddr,
     /// Allow the plain-HTTP admin API on a non-loopback address (passwords and tokens
     /// then cross the network unencrypted unless a TLS proxy is in front).
