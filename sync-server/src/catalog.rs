@@ -70,6 +70,49 @@ pub(crate) fn product(core: &mut Core, sku: &str) -> Result<Option<Product>, Ser
     Ok(docs::product(am, sku)?)
 }
 
+/// Most products one page of [`products`] holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// Up to `limit` products (1..=[`MAX_PAGE`]) in SKU order, starting after the SKU `after`,
+/// whose SKU, name or barcode contains `q` (case-insensitive; `None`: all); and whether
+/// more follow.
+///
+/// # Errors
+/// [`ServerError::Doc`] / [`ServerError::DocStore`].
+pub(crate) fn products(
+    core: &mut Core,
+    q: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Product>, bool), ServerError> {
+    let Core { conn, cache, .. } = core;
+    let am = cache.get_or_create(conn, &DocId::Catalog)?;
+    let needle = q.map(str::to_lowercase);
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut page = Vec::new();
+    // `skus` is sorted (automerge map keys are), so `after` is a stable cursor.
+    for sku in docs::skus(am)?
+        .into_iter()
+        .filter(|s| after.is_none_or(|a| s.as_str() > a))
+    {
+        let Some(p) = docs::product(am, &sku)? else {
+            continue;
+        };
+        let hit = needle.as_deref().is_none_or(|n| {
+            p.sku.to_lowercase().contains(n)
+                || p.name.to_lowercase().contains(n)
+                || p.barcode.as_deref().is_some_and(|b| b.contains(n))
+        });
+        if hit {
+            if page.len() == limit {
+                return Ok((page, true));
+            }
+            page.push(p);
+        }
+    }
+    Ok((page, false))
+}
+
 /// Number of products.
 ///
 /// # Errors

@@ -280,6 +280,24 @@ impl SyncServer {
             .await?
     }
 
+    /// A page of the catalog in SKU order: up to `limit` (1..=1000) products after the SKU
+    /// `after` whose SKU, name or barcode contains `q` (case-insensitive), and whether more
+    /// follow.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub async fn products(
+        &self,
+        q: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Product>, bool), ServerError> {
+        self.0
+            .hub
+            .with_core(move |core| catalog::products(core, q.as_deref(), after.as_deref(), limit))
+            .await?
+    }
+
     /// Hex strings of the catalog document's heads (sorted), so callers can wait until a
     /// node has the same catalog.
     ///

@@ -84,6 +84,7 @@ pub(crate) fn routes() -> Vec<Route> {
             stores::enrollment_code,
         ),
         route(put.clone(), "/v1/products/{sku}", P(CatalogWrite), products::put),
+        route(get.clone(), "/v1/products", P(CatalogRead), products::list),
         route(get.clone(), "/v1/products/{sku}", P(CatalogRead), products::get),
         route(
             post.clone(),

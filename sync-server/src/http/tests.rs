@@ -222,6 +222,50 @@ async fn creates_stores_refuses_duplicates_and_bad_codes() {
 }
 
 #[tokio::test]
+async fn products_list_in_sku_order_a_page_at_a_time_and_search() {
+    let app = app().await;
+    for (sku, name, barcode) in [
+        ("B-2", "Blue mug", None),
+        ("A-1", "Red mug", Some("036000291452")),
+        ("C-3", "Tea towel", None),
+    ] {
+        let (s, v, _) = app
+            .json(
+                "PUT",
+                &format!("/v1/products/{sku}"),
+                json!({"name": name, "unit_price": "1.00", "barcode": barcode}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let skus = |v: &Value| -> Vec<String> {
+        v["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v, _) = read(app.call("GET", "/v1/products?limit=2", None).await).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (skus(&v), v["next"].as_str()),
+        (vec!["A-1".to_string(), "B-2".into()], Some("B-2"))
+    );
+    let (_, v, _) = read(app.call("GET", "/v1/products?limit=2&after=B-2", None).await).await;
+    assert_eq!((skus(&v), v["next"].is_null()), (vec!["C-3".to_string()], true));
+    let (_, v, _) = read(app.call("GET", "/v1/products?q=MUG", None).await).await;
+    assert_eq!(skus(&v), ["A-1", "B-2"]);
+    assert_eq!(v["products"][0]["unit_price"], "1.00");
+    let (_, v, _) = read(app.call("GET", "/v1/products?q=0036000", None).await).await;
+    assert_eq!(skus(&v), ["A-1"], "by barcode");
+    let (_, v, _) = read(app.call("GET", "/v1/products?q=nothing", None).await).await;
+    assert_eq!((skus(&v).len(), v["next"].is_null()), (0, true));
+    let (s, v, ct) = read(app.call("GET", "/v1/products?limit=many", None).await).await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+}
+
+#[tokio::test]
 async fn product_put_validates_and_reads_back() {
     let app = app().await;
     let (s, v, _) = app
@@ -412,6 +456,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/v1/stores", "report.read"),
     ("POST", "/v1/stores/{code}/enrollment-codes", "store.manage"),
     ("PUT", "/v1/products/{sku}", "catalog.write"),
+    ("GET", "/v1/products", "catalog.read"),
     ("GET", "/v1/products/{sku}", "catalog.read"),
     ("POST", "/v1/products:batch", "catalog.write"),
     ("GET", "/v1/catalog", "catalog.read"),

@@ -1,14 +1,15 @@
 //! `/v1/products`: write products into the chain catalog (one or a batch, each write one
-//! automerge transaction pushed to every connected node) and read them back.
+//! automerge transaction pushed to every connected node) and read them back, one or a
+//! page at a time.
 
 use axum::extract::State;
 use caja_shared::docs::Product;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::SyncServer;
-use crate::http::error::{ApiError, ApiJson, ApiPath, Problem};
+use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
 /// Body of `PUT /v1/products/{sku}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -167,4 +168,44 @@ pub async fn get(
         Some(p) => Ok(axum::Json(p.into())),
         None => Err(ApiError::NotFound(format!("no product with sku {sku:?}"))),
     }
+}
+
+/// Query of `GET /v1/products`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Only products whose SKU, name or barcode contains this (case-insensitive).
+    pub q: Option<String>,
+    /// Start after this SKU (the `next` of the previous page).
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Answer of `GET /v1/products`: one page in SKU order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductPage {
+    /// The products.
+    pub products: Vec<ProductOut>,
+    /// When more follow: the `after` that fetches the next page.
+    pub next: Option<String>,
+}
+
+/// The chain catalog, a page at a time in SKU order, optionally searched.
+#[utoipa::path(get, path = "/v1/products", tag = "catalog", params(ListParams), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of products", body = ProductPage),
+        (status = 400, description = "A malformed query", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(server): State<SyncServer>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<axum::Json<ProductPage>, ApiError> {
+    let needle = q.q.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let after = q.after.filter(|a| !a.is_empty());
+    let (products, more) = server.products(needle, after, q.limit.unwrap_or(100)).await?;
+    let next = more.then(|| products.last().map(|p| p.sku.clone())).flatten();
+    Ok(axum::Json(ProductPage {
+        products: products.into_iter().map(ProductOut::from).collect(),
+        next,
+    }))
 }
