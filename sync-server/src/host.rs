@@ -7,6 +7,10 @@
 //! and the peer's sync state commit in one SQLite transaction; if anything fails the
 //! document leaves the cache so memory never runs ahead of disk.
 //!
+//! The catalog is the chain's: a node may change it (a store admin's `catalog.write`), and
+//! each received change is audited as `catalog.changed_by_node` with the node, its store
+//! and the SKUs it touched, in the same transaction.
+//!
 //! The store document is head office's: a node may read it but never change it. Every
 //! change the server's own actor made is already stored here (the server persists before
 //! it shares) and the genesis change is in every replica from the start, so a message that
@@ -24,6 +28,10 @@ use caja_shared::sync::{DocHost, SyncError};
 use crate::error::ServerError;
 use crate::hub::Core;
 use crate::projection::{self, Projected};
+
+/// At most this many SKUs are listed in one `catalog.changed_by_node` audit entry (the
+/// count is always whole).
+const CATALOG_AUDIT_SKUS: usize = 100;
 
 /// The documents of one connection, over the locked [`Core`].
 pub(crate) struct ServerHost<'a> {
@@ -89,6 +97,22 @@ impl<'a> ServerHost<'a> {
         let tx = conn.transaction()?;
         if after != before {
             docstore::persist(&tx, doc, am, &before)?;
+            if *doc == DocId::Catalog {
+                // Nodes may write the chain catalog (a store admin's `catalog.write`), so
+                // head office's audit says which node changed which products.
+                let skus = docs::changed_skus(am, &before, &after);
+                tracing::info!(node = %self.peer, store = %self.store, products = skus.len(), "a node changed the catalog");
+                let shown: Vec<&String> = skus.iter().take(CATALOG_AUDIT_SKUS).collect();
+                crate::audit::record(
+                    &tx,
+                    &crate::audit::NewEntry::new(
+                        "catalog.changed_by_node",
+                        serde_json::json!({"products": skus.len(), "skus": shown}),
+                    )
+                    .node(&self.peer)
+                    .store(self.store),
+                )?;
+            }
             if let DocId::Ledger { store, .. } = doc {
                 for fact in docs::new_facts(am, &before, &after) {
                     match fact {

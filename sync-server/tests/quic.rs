@@ -729,6 +729,23 @@ async fn a_catalog_edit_from_one_node_reaches_the_others() {
     })
     .await;
     assert_eq!(node_b.product("LOCAL"), Some(product));
+    // Head office's audit says which node changed which products (only node a did).
+    let changed: Vec<_> = run
+        .server
+        .audit(AuditQuery {
+            kind: Some("catalog".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(changed[0].kind, "catalog.changed_by_node");
+    assert_eq!(changed[0].node.as_deref(), Some(a.node.to_string().as_str()));
+    assert_eq!(changed[0].store.as_deref(), Some("a"));
+    assert_eq!(
+        changed[0].detail,
+        serde_json::json!({"products": 1, "skus": ["LOCAL"]})
+    );
     node_a.close().await;
     node_b.close().await;
     run.stop().await;
