@@ -41,6 +41,12 @@ pub struct ServerOptions {
     pub handshakes_per_minute: u32,
     /// Admin API login attempts allowed per client IP per minute; default 10.
     pub logins_per_minute: u32,
+    /// Wrong passwords in a row for one username before it is locked; default 5.
+    pub login_attempts: u32,
+    /// First lock of a username; default 30 s, doubling per further lock in a row.
+    pub lockout: Duration,
+    /// Longest lock; default 1 hour.
+    pub lockout_max: Duration,
     /// Admin API requests allowed per client IP per second (all routes); default 50.
     pub requests_per_second: u32,
     /// Largest admin API request body, in bytes; default 1 MiB.
@@ -59,6 +65,9 @@ impl Default for ServerOptions {
             connections_per_ip: 64,
             handshakes_per_minute: 300,
             logins_per_minute: 10,
+            login_attempts: 5,
+            lockout: Duration::from_secs(30),
+            lockout_max: Duration::from_secs(3600),
             requests_per_second: 50,
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),

@@ -58,6 +58,7 @@ pub const KINDS: &[&str] = &[
     "fact.security.override_granted",
     "fact.security.session_revoked",
     "login.failed",
+    "login.locked",
     "login.succeeded",
     "logout",
     "node.enrolled",

@@ -102,6 +102,15 @@ pub struct ServeArgs {
     /// Admin API logins and refreshes allowed per client IP per minute.
     #[arg(long, env = "CAJA_SYNC_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
+    /// Wrong admin API passwords in a row for one username before it is locked.
+    #[arg(long, env = "CAJA_SYNC_LOGIN_ATTEMPTS", default_value_t = 5)]
+    pub login_attempts: u32,
+    /// First lock length, seconds; doubles for each further lock in a row.
+    #[arg(long, env = "CAJA_SYNC_LOCKOUT_SECS", default_value_t = 30)]
+    pub lockout_secs: u32,
+    /// Longest lock, seconds (at least --lockout-secs).
+    #[arg(long, env = "CAJA_SYNC_LOCKOUT_MAX_SECS", default_value_t = 3600)]
+    pub lockout_max_secs: u32,
     /// Admin API requests allowed per client IP per second (all routes).
     #[arg(long, env = "CAJA_SYNC_REQUESTS_PER_SECOND", default_value_t = 50)]
     pub requests_per_second: u32,
@@ -132,11 +141,19 @@ impl ServeArgs {
             ("--connections-per-ip", self.connections_per_ip),
             ("--handshakes-per-minute", self.handshakes_per_minute),
             ("--logins-per-minute", self.logins_per_minute),
+            ("--login-attempts", self.login_attempts),
+            ("--lockout-secs", self.lockout_secs),
             ("--requests-per-second", self.requests_per_second),
         ] {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if self.lockout_max_secs < self.lockout_secs {
+            return Err(format!(
+                "--lockout-max-secs {} must be at least --lockout-secs {}",
+                self.lockout_max_secs, self.lockout_secs
+            ));
         }
         Ok(())
     }
@@ -149,6 +166,9 @@ impl ServeArgs {
             connections_per_ip: self.connections_per_ip,
             handshakes_per_minute: self.handshakes_per_minute,
             logins_per_minute: self.logins_per_minute,
+            login_attempts: self.login_attempts,
+            lockout: std::time::Duration::from_secs(u64::from(self.lockout_secs)),
+            lockout_max: std::time::Duration::from_secs(u64::from(self.lockout_max_secs)),
             requests_per_second: self.requests_per_second,
             ..crate::ServerOptions::default()
         }

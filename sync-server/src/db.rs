@@ -81,6 +81,7 @@ pub fn migrate(conn: &Connection) -> Result<(), ServerError> {
     conn.execute_batch(crate::trust::SCHEMA)?;
     conn.execute_batch(crate::users::SCHEMA)?;
     conn.execute_batch(crate::audit::SCHEMA)?;
+    conn.execute_batch(crate::lockout::SCHEMA)?;
     caja_shared::auth::sessions::migrate(conn)?;
     Ok(())
 }

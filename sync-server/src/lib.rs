@@ -29,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod lockout;
 pub mod projection;
 pub mod report;
 pub mod server;

@@ -70,6 +70,13 @@ pub enum ApiError {
     /// The user lacks the permission the route needs (403 `forbidden`).
     #[error("{0}")]
     Forbidden(String),
+    /// Too many wrong passwords for this username: locked until `until_ms` (milliseconds
+    /// since the epoch, UTC); 423 `login-locked` with `Retry-After`.
+    #[error("too many failed logins for this username; try again in {} s", retry_after_secs(*until_ms))]
+    Locked {
+        /// When the lock ends.
+        until_ms: i64,
+    },
     /// Too many requests from this address (429 `rate-limited`, `Retry-After`).
     #[error("too many requests from this address; retry in {0} s")]
     RateLimited(u64),
@@ -95,6 +102,7 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         403 => ("forbidden", "Forbidden"),
         409 => ("conflict", "Conflict"),
         422 => ("invalid-input", "Invalid input"),
+        423 => ("login-locked", "Locked after too many failed logins"),
         429 => ("rate-limited", "Too many requests"),
         413 => ("payload-too-large", "Payload too large"),
         415 => ("unsupported-media-type", "Unsupported media type"),
@@ -102,6 +110,13 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         s if s >= 500 => ("internal", "Internal server error"),
         _ => ("error", "Error"),
     }
+}
+
+/// Whole seconds from now until `until_ms`, rounded up, at least 1 (RFC 9110 section
+/// 10.2.3 `Retry-After`).
+fn retry_after_secs(until_ms: i64) -> i64 {
+    let ms = (until_ms - chrono::Utc::now().timestamp_millis()).max(1);
+    (ms + 999) / 1000
 }
 
 /// Builds a problem response.
@@ -166,6 +181,13 @@ impl IntoResponse for ApiError {
                     .insert(header::WWW_AUTHENTICATE, www_authenticate(false));
                 return res;
             }
+            ApiError::Locked { until_ms } => {
+                let mut res = problem(StatusCode::LOCKED, detail);
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs(until_ms).to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return res;
+            }
             ApiError::RateLimited(secs) => {
                 let mut res = problem(StatusCode::TOO_MANY_REQUESTS, detail);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -186,6 +208,7 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { .. }
             | ApiError::Token(_)
             | ApiError::Unauthenticated { .. }
+            | ApiError::Locked { .. }
             | ApiError::RateLimited(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         problem(status, detail)

@@ -778,6 +778,70 @@ async fn token_attacks_are_refused_with_their_problem_type() {
 }
 
 #[tokio::test]
+async fn wrong_passwords_lock_the_username_known_or_not_and_others_are_unaffected() {
+    let app = app().await;
+    app.user("mo", &["manager"]).await;
+    let login = |name: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .raw(
+                    "POST",
+                    "/v1/auth/login",
+                    None,
+                    Some(Body::from(
+                        json!({"username": name, "password": password}).to_string(),
+                    )),
+                )
+                .await;
+            let retry = res.headers().get(header::RETRY_AFTER).cloned();
+            let (s, v, ct) = read(res).await;
+            (s, v, ct, retry)
+        }
+    };
+    // A success clears the count: 4 wrong, 1 right, 4 wrong is no lock (5 in a row lock).
+    for _ in 0..2 {
+        for _ in 0..4 {
+            let (s, v, ct, _) = login("mo", "wrong password!").await;
+            assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "login-failed");
+        }
+        assert_eq!(login("mo", PASSWORD).await.0, StatusCode::OK);
+    }
+    for _ in 0..4 {
+        login("mo", "wrong password!").await;
+    }
+    let (s, v, ct, retry) = login("mo", "wrong password!").await;
+    assert_problem(s, &v, &ct, StatusCode::LOCKED, "login-locked");
+    assert_eq!(retry.unwrap().to_str().unwrap(), "30", "the first lock is 30 s");
+    // Locked: even the right password is refused, without being checked.
+    let (s, v, ct, retry) = login("mo", PASSWORD).await;
+    assert_problem(s, &v, &ct, StatusCode::LOCKED, "login-locked");
+    assert!(retry.is_some());
+    // Another user is unaffected.
+    assert_eq!(login("root", PASSWORD).await.0, StatusCode::OK);
+    // An unknown username locks the same way, so a lock says nothing about who exists.
+    for _ in 0..4 {
+        let (s, ..) = login("nobody", "wrong password!").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, v, ct, _) = login("nobody", "wrong password!").await;
+    assert_problem(s, &v, &ct, StatusCode::LOCKED, "login-locked");
+    let (s, v, _) = read(app.call("GET", "/v1/audit?kind=login.locked", None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    let locked: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(locked, ["nobody", "mo"]);
+    assert!(
+        !v.to_string().contains("wrong password!"),
+        "no password in the audit"
+    );
+}
+
+#[tokio::test]
 async fn logins_roles_and_disabled_users_take_effect_at_once() {
     let app = app().await;
     let id = app.user("mo", &["manager"]).await;

@@ -3,8 +3,10 @@
 //!
 //! Login answers the same `login-failed` problem for an unknown user, a user without a
 //! password and a wrong password, and spends one argon2 verification in each case, so
-//! neither the answer nor its timing tells whether a username exists. A refresh token is
-//! single use; presenting one twice revokes its whole session (`refresh-reused`).
+//! neither the answer nor its timing tells whether a username exists. Wrong passwords
+//! lock the username ([`crate::lockout`]: 423 `login-locked`, audited `login.locked`),
+//! known or not. A refresh token is single use; presenting one twice revokes its whole
+//! session (`refresh-reused`).
 
 use std::net::SocketAddr;
 
@@ -22,7 +24,7 @@ use utoipa::ToSchema;
 use crate::audit::{self, Actor, NewEntry};
 use crate::http::auth::{Principal, issue};
 use crate::http::error::{ApiError, ApiJson, Problem};
-use crate::{ServerError, SyncServer, users};
+use crate::{ServerError, SyncServer, lockout, users};
 
 /// Body of `POST /v1/auth/login`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -118,6 +120,7 @@ fn login_failed() -> ApiError {
     responses(
         (status = 200, description = "Logged in", body = TokensOut),
         (status = 401, description = "login-failed or user-disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "login-locked: too many wrong passwords for this username (Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many logins from this address", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
@@ -128,10 +131,27 @@ pub async fn login(
     let remote = remote(&ext);
     let username: String = body.username.chars().take(64).collect();
     let lookup = username.clone();
-    let row = server
+    let (row, locked) = server
         .hub()
-        .with_core(move |core| users::by_username(&core.conn, &lookup))
+        .with_core(move |core| -> Result<_, ServerError> {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            Ok((
+                users::by_username(&core.conn, &lookup)?,
+                lockout::locked_until(&core.conn, &lookup, now_ms)?,
+            ))
+        })
         .await??;
+    if let Some(until_ms) = locked {
+        // The password is not even checked: guesses during a lock learn nothing.
+        tracing::info!(%username, "admin login refused: locked");
+        server
+            .record_audit(NewEntry::new(
+                "login.failed",
+                json!({"username": username, "reason": "locked", "remote": remote}),
+            ))
+            .await?;
+        return Err(ApiError::Locked { until_ms });
+    }
     let password = body.password;
     let (row, verdict) = tokio::task::spawn_blocking(move || {
         let verdict = match row.as_ref().and_then(|u| u.password_hash.as_deref()) {
@@ -173,7 +193,39 @@ pub async fn login(
         }
         (_, Some(reason)) => {
             tracing::info!(%username, "admin login failed");
-            server.record_audit(fail(reason)).await?;
+            let policy = lockout::Policy {
+                attempts: server.options().login_attempts,
+                lockout_ms: server.options().lockout.as_millis() as i64,
+                max_ms: server.options().lockout_max.as_millis() as i64,
+            };
+            let entry = fail(reason);
+            let (name, remote) = (username.clone(), remote.clone());
+            let locked = server
+                .hub()
+                .with_core(move |core| -> Result<Option<i64>, ServerError> {
+                    let tx = core.conn.transaction()?;
+                    audit::record(&tx, &entry)?;
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    let locked = lockout::failed(&tx, &name, now_ms, policy)?;
+                    if let Some(until) = locked {
+                        let until_at = chrono::DateTime::from_timestamp_millis(until).unwrap_or_default();
+                        audit::record(
+                            &tx,
+                            &NewEntry::new(
+                                "login.locked",
+                                json!({"username": name, "failures": policy.attempts, "remote": remote,
+                                       "until": until_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+                            ),
+                        )?;
+                    }
+                    tx.commit()?;
+                    Ok(locked)
+                })
+                .await??;
+            if let Some(until_ms) = locked {
+                tracing::warn!(%username, "admin login locked after too many failures");
+                return Err(ApiError::Locked { until_ms });
+            }
             return Err(login_failed());
         }
         (None, None) => return Err(login_failed()),
@@ -186,6 +238,7 @@ pub async fn login(
         .with_core(move |core| -> Result<sessions::Issued, ServerError> {
             let tx = core.conn.transaction()?;
             let issued = sessions::start(&tx, &uid, &uname, "password", None, now, ttl)?;
+            lockout::succeeded(&tx, &uname)?;
             audit::record(
                 &tx,
                 &NewEntry::new(

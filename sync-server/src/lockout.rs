@@ -1,0 +1,163 @@
+//! Account lockout of head office's admin API logins, the same rule the node applies to
+//! PINs and passwords: after `attempts` wrong passwords in a row for one username, that
+//! username is locked for `lockout` (30 s by default), doubling for each further lock in
+//! a row up to `lockout_max` (1 h). A success clears the count.
+//!
+//! Keyed by the username as typed (at most 64 characters), known or not, so a lock tells
+//! nobody whether a username exists. While locked, a login is refused (423
+//! `login-locked`) without checking the password, so guesses made during the lock learn
+//! nothing. The per-address rate limit still applies in front of this; the lock is what
+//! bounds guessing from many addresses.
+//!
+//! Rows are kept in SQLite (`login_lockouts`), so a restart does not clear a lock; rows
+//! untouched for a day are pruned on the next failure.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The table this module owns. Idempotent.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS login_lockouts (
+    username     TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    lockouts     INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+";
+
+/// How long an untouched row is kept: one day, in milliseconds.
+const KEEP_MS: i64 = 86_400_000;
+
+/// The lockout rule: `attempts` failures in a row, then `lockout_ms` doubling per lock up
+/// to `max_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Wrong passwords in a row that lock (at least 1).
+    pub attempts: u32,
+    /// First lock, milliseconds.
+    pub lockout_ms: i64,
+    /// Longest lock, milliseconds.
+    pub max_ms: i64,
+}
+
+/// When the lock on `username` ends (milliseconds since the epoch, UTC), if it is locked
+/// at `now_ms`.
+///
+/// # Errors
+/// [`rusqlite::Error`].
+pub fn locked_until(conn: &Connection, username: &str, now_ms: i64) -> rusqlite::Result<Option<i64>> {
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT locked_until FROM login_lockouts WHERE username = ?1")?
+        .query_row(params![username], |r| r.get(0))
+        .optional()?;
+    Ok(until.filter(|u| *u > now_ms))
+}
+
+/// Counts a wrong password for `username` at `now_ms`; returns when the new lock ends if
+/// this failure locked it.
+///
+/// # Errors
+/// [`rusqlite::Error`].
+pub fn failed(
+    conn: &Connection,
+    username: &str,
+    now_ms: i64,
+    policy: Policy,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("DELETE FROM login_lockouts WHERE updated_at < ?1 AND locked_until < ?2")?
+        .execute(params![now_ms - KEEP_MS, now_ms])?;
+    let (failures, lockouts): (u32, u32) = conn
+        .prepare_cached("SELECT failures, lockouts FROM login_lockouts WHERE username = ?1")?
+        .query_row(params![username], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    let failures = failures + 1;
+    let (failures, lockouts, until) = if failures >= policy.attempts.max(1) {
+        let lockouts = lockouts + 1;
+        let base = policy.lockout_ms.max(1);
+        let ms = base
+            .saturating_mul(1i64 << lockouts.saturating_sub(1).min(20))
+            .min(policy.max_ms.max(base));
+        (0, lockouts, now_ms + ms)
+    } else {
+        (failures, lockouts, 0)
+    };
+    conn.prepare_cached(
+        "INSERT INTO login_lockouts (username, failures, lockouts, locked_until, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (username) DO UPDATE SET failures = ?2, lockouts = ?3,
+           locked_until = MAX(locked_until, ?4), updated_at = ?5",
+    )?
+    .execute(params![username, failures, lockouts, until, now_ms])?;
+    Ok((until > 0).then_some(until))
+}
+
+/// Clears the count of `username` after a successful login.
+///
+/// # Errors
+/// [`rusqlite::Error`].
+pub fn succeeded(conn: &Connection, username: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM login_lockouts WHERE username = ?1")?
+        .execute(params![username])?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        attempts: 3,
+        lockout_ms: 1000,
+        max_ms: 2500,
+    };
+
+    #[test]
+    fn locks_after_attempts_doubling_up_to_the_max_and_a_success_clears() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let t = 1_000_000;
+        assert_eq!(failed(&conn, "ana", t, POLICY).unwrap(), None);
+        assert_eq!(failed(&conn, "ana", t, POLICY).unwrap(), None);
+        assert_eq!(locked_until(&conn, "ana", t).unwrap(), None);
+        assert_eq!(failed(&conn, "ana", t, POLICY).unwrap(), Some(t + 1000));
+        assert_eq!(locked_until(&conn, "ana", t + 999).unwrap(), Some(t + 1000));
+        assert_eq!(locked_until(&conn, "ana", t + 1000).unwrap(), None);
+        assert_eq!(
+            locked_until(&conn, "bo", t).unwrap(),
+            None,
+            "other users unaffected"
+        );
+        // The next lock in a row doubles, then stops at the max.
+        let t2 = t + 2000;
+        for _ in 0..2 {
+            failed(&conn, "ana", t2, POLICY).unwrap();
+        }
+        assert_eq!(failed(&conn, "ana", t2, POLICY).unwrap(), Some(t2 + 2000));
+        let t3 = t2 + 3000;
+        for _ in 0..2 {
+            failed(&conn, "ana", t3, POLICY).unwrap();
+        }
+        assert_eq!(failed(&conn, "ana", t3, POLICY).unwrap(), Some(t3 + 2500));
+        succeeded(&conn, "ana").unwrap();
+        assert_eq!(locked_until(&conn, "ana", t3).unwrap(), None);
+        assert_eq!(
+            failed(&conn, "ana", t3, POLICY).unwrap(),
+            None,
+            "the count starts over"
+        );
+    }
+
+    #[test]
+    fn old_rows_are_pruned() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        failed(&conn, "nobody", 0, POLICY).unwrap();
+        failed(&conn, "ana", KEEP_MS + 1, POLICY).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM login_lockouts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
