@@ -259,6 +259,28 @@ async fn csv_import_is_all_or_nothing() {
         "Cheese, mature"
     );
     assert_eq!(count().await, 3);
+    // Catalog writes replicate chain-wide: the node's audit says who made them.
+    node.put(
+        "/v1/products/B-1",
+        &json!({"name": "Bread", "unit_price": "1.05"}),
+    )
+    .await
+    .ok(200);
+    let audit = node.get("/v1/audit?kind=catalog_changed").await.ok(200).clone();
+    let entries: Vec<(&str, &str, i64)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["how"].as_str().unwrap(),
+                e["username"].as_str().unwrap(),
+                e["detail"]["products"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(entries, [("import", "admin", 3), ("put", "admin", 1)], "{audit}");
+    assert_eq!(audit[0]["detail"]["skus"], json!(["A-1", "B-1", "C-1"]));
 
     // A byte that is not UTF-8 on line 3: the detail names the line.
     let mut bad = b"sku,name,unit_price\nD-1,Dates,1\nE-1,Eggs ".to_vec();

@@ -4,7 +4,9 @@
 //! fact (logins, failed PINs, lockouts, logouts, revoked sessions, overrides granted) and
 //! every fact authorised by an override, when it is projected (local or replicated, so a
 //! store's other nodes see them too); and changes of staff or roles found when the
-//! `store/<store>` document is projected. Nothing secret is ever written here.
+//! `store/<store>` document is projected; and catalog writes made here
+//! ([`catalog_changed`]), in the transaction of the write. Nothing secret is ever written
+//! here.
 
 use caja_shared::facts::{Fact, FactBody, SecurityEvent};
 use chrono::{DateTime, Utc};
@@ -69,7 +71,36 @@ pub const KINDS: &[&str] = &[
     "sessions_revoked",
     "role_defined",
     "role_removed",
+    "catalog_changed",
 ];
+
+/// At most this many SKUs are listed in one `catalog_changed` entry (the count is whole).
+const CATALOG_SKUS_SHOWN: usize = 100;
+
+/// Logs a catalog write made at this node (`PUT /v1/products/{sku}` or a CSV import,
+/// `how`): who, at which terminal, how many products and (the first 100) SKUs. Price
+/// changes made here replicate chain-wide, so they are security-relevant.
+///
+/// # Errors
+/// [`StoreError::Sqlite`].
+pub(crate) fn catalog_changed(
+    conn: &Connection,
+    who: &crate::auth::Principal,
+    skus: &[String],
+    how: &str,
+) -> Result<(), StoreError> {
+    let shown: Vec<&String> = skus.iter().take(CATALOG_SKUS_SHOWN).collect();
+    insert(
+        conn,
+        Utc::now(),
+        "catalog_changed",
+        Some(&who.user_id),
+        Some(&who.username),
+        who.terminal.as_deref(),
+        None,
+        &json!({"how": how, "products": skus.len(), "skus": shown}),
+    )
+}
 
 /// The audit entry a fact makes, if it makes one: `(kind, detail)`.
 fn entry_of(fact: &Fact) -> Option<(String, Value)> {

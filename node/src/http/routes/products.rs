@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
+use crate::auth::{Principal, audit};
 use crate::catalog::{self, ImportReport, ProductInput, ProductView};
 use crate::error::NodeError;
 use crate::http::body;
@@ -21,6 +22,7 @@ use crate::store::projection;
     responses((status = 200, body = ProductView), (status = 422, body = Problem), (status = 400, body = Problem)))]
 pub async fn put(
     State(node): State<Node>,
+    p: Principal,
     Path(sku): Path<String>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
@@ -29,7 +31,11 @@ pub async fn put(
     let product = catalog::validate(&sku, input)?;
     let view = ProductView::from(&product);
     node.db()
-        .write(move |ctx| catalog::put(ctx, std::slice::from_ref(&product)))
+        .write(move |ctx| {
+            catalog::put(ctx, std::slice::from_ref(&product))?;
+            audit::catalog_changed(ctx.conn, &p, &[product.sku], "put")?;
+            Ok::<_, NodeError>(())
+        })
         .await?;
     Ok(Json(view))
 }
@@ -39,6 +45,7 @@ pub async fn put(
     responses((status = 200, body = ImportReport), (status = 422, body = Problem), (status = 415, body = Problem)))]
 pub async fn import(
     State(node): State<Node>,
+    p: Principal,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ImportReport>, ApiError> {
@@ -54,7 +61,14 @@ pub async fn import(
     }
     let products = catalog::parse_csv(&bytes)?;
     let written = products.len();
-    node.db().write(move |ctx| catalog::put(ctx, &products)).await?;
+    node.db()
+        .write(move |ctx| {
+            catalog::put(ctx, &products)?;
+            let skus: Vec<String> = products.iter().map(|p| p.sku.clone()).collect();
+            audit::catalog_changed(ctx.conn, &p, &skus, "import")?;
+            Ok::<_, NodeError>(())
+        })
+        .await?;
     Ok(Json(ImportReport { written }))
 }
 
