@@ -187,6 +187,39 @@ impl Authority {
         self.sign(&params, key, not_after)
     }
 
+    /// Signs head office's own HTTPS certificate (the admin API) for `names` (from
+    /// [`check_lan_names`]) with a key made here: CN `caja-sync admin`, EKU serverAuth.
+    /// Returns the certificate (DER) and its private key (PKCS#8 DER).
+    ///
+    /// # Errors
+    /// [`TlsError::Generate`].
+    pub(crate) fn issue_admin(
+        &self,
+        names: Vec<SanType>,
+        now: i64,
+        validity: Duration,
+    ) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "caja-sync admin");
+        dn.push(DnType::OrganizationName, "Caja");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.subject_alt_names = names;
+        let mut serial = rand::random::<[u8; 16]>();
+        serial[0] &= 0x7f;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.not_before = offset(now - BACKDATE.as_secs() as i64)?;
+        params.not_after =
+            offset(now.saturating_add(i64::try_from(validity.as_secs()).unwrap_or(i64::MAX / 4)))?;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.der().to_vec(), key.serialize_der()))
+    }
+
     /// Signs a node's LAN server certificate for `names` (from [`check_lan_names`]): EKU
     /// serverAuth, so it cannot be used as a client certificate here.
     ///

@@ -74,15 +74,30 @@ pub struct ServeArgs {
     /// UDP address for node connections (QUIC, ALPN caja-sync/1); port 0 picks a free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_QUIC", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7443")]
     pub listen_quic: SocketAddr,
-    /// TCP address of the admin HTTP API. It speaks plain HTTP (no TLS for the admin API
-    /// yet), so a non-loopback address is refused unless --allow-plain-http is given (then
-    /// put a TLS-terminating proxy or a trusted network in front). Port 0 picks a free one.
+    /// TCP address of the admin API, IP:PORT or HOST:PORT. Without --admin-tls it speaks
+    /// plain HTTP, so a non-loopback address then needs --allow-plain-http. Port 0 picks a
+    /// free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_HTTP", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7080")]
     pub listen_http: SocketAddr,
     /// Allow the plain-HTTP admin API on a non-loopback address (passwords and tokens
     /// then cross the network unencrypted unless a TLS proxy is in front).
-    #[arg(long, env = "CAJA_SYNC_ALLOW_PLAIN_HTTP")]
+    #[arg(long, env = "CAJA_SYNC_ALLOW_PLAIN_HTTP", conflicts_with = "admin_tls")]
     pub allow_plain_http: bool,
+    /// Serve the admin API over HTTPS. The certificate is --admin-tls-cert/--admin-tls-key
+    /// if given, else one the chain CA issues at each start for localhost, 127.0.0.1,
+    /// caja-sync and each --admin-name (clients trust ca.pem in the data directory).
+    #[arg(long, env = "CAJA_SYNC_ADMIN_TLS")]
+    pub admin_tls: bool,
+    /// Extra DNS names or IPs the admin API is reached by (with --admin-tls and no
+    /// --admin-tls-cert); comma-separated in the variable.
+    #[arg(long = "admin-name", env = "CAJA_SYNC_ADMIN_NAMES", value_delimiter = ',')]
+    pub admin_names: Vec<String>,
+    /// PEM certificate chain (leaf first) for the admin API, e.g. from a public CA.
+    #[arg(long, env = "CAJA_SYNC_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --admin-tls-cert.
+    #[arg(long, env = "CAJA_SYNC_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<std::path::PathBuf>,
     /// Days a node's client certificate is valid; nodes renew when a third is left.
     #[arg(long, env = "CAJA_SYNC_NODE_CERT_DAYS", default_value_t = 90)]
     pub node_cert_days: u32,
@@ -121,19 +136,31 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Checks the options together: a non-loopback admin listener needs
-    /// `--allow-plain-http`; counts must not be zero.
+    /// Checks the options together: a non-loopback admin listener needs `--admin-tls` or
+    /// `--allow-plain-http`; certificate options need `--admin-tls`; counts must not be
+    /// zero.
     ///
     /// # Errors
     /// A message saying what to change.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.listen_http.ip().is_loopback() && !self.allow_plain_http {
+        if !self.listen_http.ip().is_loopback() && !self.allow_plain_http && !self.admin_tls {
             return Err(format!(
-                "--listen-http {} is not a loopback address, and the admin API speaks plain HTTP: \
-                 bind it to 127.0.0.1 (and reach it through an SSH tunnel or a TLS proxy), or pass \
-                 --allow-plain-http to accept that passwords and tokens cross the network unencrypted",
+                "--listen-http {} is not a loopback address, and without --admin-tls the admin API \
+                 speaks plain HTTP: pass --admin-tls (HTTPS), or bind it to 127.0.0.1 (and reach it \
+                 through an SSH tunnel), or pass --allow-plain-http to accept that passwords and \
+                 tokens cross the network unencrypted",
                 self.listen_http
             ));
+        }
+        if !self.admin_tls && (self.admin_tls_cert.is_some() || !self.admin_names.is_empty()) {
+            return Err("--admin-tls-cert and --admin-name need --admin-tls".into());
+        }
+        if self.admin_tls_cert.is_some() && !self.admin_names.is_empty() {
+            return Err(
+                "--admin-name names the certificate the chain CA issues; with --admin-tls-cert the \
+                 certificate's own names apply: give one or the other"
+                    .into(),
+            );
         }
         for (name, v) in [
             ("--node-cert-days", self.node_cert_days),
@@ -156,6 +183,19 @@ impl ServeArgs {
             ));
         }
         Ok(())
+    }
+
+    /// Where the admin API's HTTPS certificate comes from, with `--admin-tls`.
+    pub fn admin_cert(&self) -> Option<crate::http::https::AdminCert> {
+        use crate::http::https::AdminCert;
+        self.admin_tls
+            .then(|| match (&self.admin_tls_cert, &self.admin_tls_key) {
+                (Some(cert), Some(key)) => AdminCert::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                _ => AdminCert::Chain(self.admin_names.clone()),
+            })
     }
 
     /// The server options these flags ask for.

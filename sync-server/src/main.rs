@@ -224,18 +224,30 @@ async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> 
     let http = tokio::net::TcpListener::bind(args.listen_http)
         .await
         .with_context(|| format!("binding HTTP on {}", args.listen_http))?;
+    let tls = match args.admin_cert() {
+        Some(cert) => Some(
+            caja_sync_server::http::https::admin_server_config(server.tls(), &cert)
+                .context("setting up HTTPS for the admin API")?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     // Register the signal handlers before announcing that we serve.
     let signals = Signals::register()?;
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         quic = %quic.local_addr()?,
         http = %http.local_addr()?,
+        admin_api = %format!("{scheme}://{}", http.local_addr()?),
         ca_fingerprint = %server.ca_fingerprint(),
         data_dir = %args.data.data_dir.display(),
         "caja-sync serving"
     );
-    server.serve(quic, http, shutdown).await?;
+    match tls {
+        Some(tls) => server.serve_https(quic, http, tls, shutdown).await?,
+        None => server.serve(quic, http, shutdown).await?,
+    }
     tracing::info!("caja-sync stopped");
     Ok(())
 }

@@ -128,6 +128,11 @@ impl SyncServer {
         &self.0.hub.options
     }
 
+    /// The chain CA and the server's certificates (to set up the admin API's HTTPS).
+    pub fn tls(&self) -> &crate::tls::TlsMaterial {
+        &self.0.tls
+    }
+
     /// Lowercase hex SHA-256 of the CA certificate DER: what a node pins.
     pub fn ca_fingerprint(&self) -> String {
         self.0.tls.ca_fingerprint()
@@ -152,6 +157,37 @@ impl SyncServer {
         http: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), ServerError> {
+        self.serve_on(quic, http, shutdown).await
+    }
+
+    /// [`SyncServer::serve`] with the admin API over HTTPS (`tls`, e.g. from
+    /// [`http::https::admin_server_config`]).
+    ///
+    /// # Errors
+    /// As [`SyncServer::serve`].
+    pub async fn serve_https(
+        &self,
+        quic: std::net::UdpSocket,
+        http: tokio::net::TcpListener,
+        tls: rustls::ServerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        // `tap_io` only so axum knows the peer address of a TLS stream (`ConnectInfo`).
+        let listener = axum::serve::ListenerExt::tap_io(http::https::HttpsListener::new(http, tls), |_| {});
+        self.serve_on(quic, listener, shutdown).await
+    }
+
+    async fn serve_on<L>(
+        &self,
+        quic: std::net::UdpSocket,
+        http: L,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError>
+    where
+        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+        for<'a> std::net::SocketAddr:
+            axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+    {
         let config = self.0.tls.quic_server_config()?;
         quic.set_nonblocking(true)
             .map_err(|e| ServerError::Quic(e.to_string()))?;

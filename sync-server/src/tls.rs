@@ -54,6 +54,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("tls configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A name for a certificate is not a DNS name or IP address (or there are too many).
+    #[error("certificate names: {0}")]
+    BadName(String),
     /// The fingerprint to pin is not 64 hex digits.
     #[error("CA fingerprint {0:?} is not a SHA-256 in hex (64 hex digits, colons allowed)")]
     BadFingerprint(String),
@@ -205,6 +208,35 @@ impl TlsMaterial {
             ca,
             key,
         })
+    }
+
+    /// A fresh HTTPS certificate for head office's admin API, signed by the CA, for
+    /// `localhost`, `127.0.0.1`, `caja-sync` and `extra` names (DNS names or IPs; at most
+    /// 16 in all), valid 5 years: the chain (leaf, CA) and the key. Made at each start and
+    /// kept only in memory; clients trust the CA, not this leaf.
+    ///
+    /// # Errors
+    /// [`TlsError::BadName`] naming a name that is not a DNS name or IP (or too many);
+    /// [`TlsError::Generate`].
+    pub fn issue_admin_certificate(
+        &self,
+        extra: &[String],
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+        let mut names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
+        for n in extra {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let sans = crate::ca::check_lan_names(&names).map_err(|e| TlsError::BadName(e.to_string()))?;
+        let now = caja_shared::auth::tokens::now_secs();
+        let (der, key) = self
+            .authority
+            .issue_admin(sans, now, Duration::from_secs(5 * 365 * 86_400))?;
+        Ok((
+            vec![CertificateDer::from(der), self.ca.clone()],
+            PrivateKeyDer::Pkcs8(key.into()),
+        ))
     }
 
     /// Lowercase hex SHA-256 of the CA certificate.

@@ -241,3 +241,227 @@ fn serve_holds_the_data_dir_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert!(rest.iter().any(|l| l.contains("caja-sync stopped")), "{rest:?}");
 }
+
+/// A reqwest client that trusts only the chain CA of the server in `dir`, with
+/// `hq.example.test` and `other.example.test` resolving to `addr`.
+fn trusting_client(dir: &std::path::Path, addr: std::net::SocketAddr) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let ca = CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(caja_sync_server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve("hq.example.test", addr)
+        .resolve("other.example.test", addr)
+        .build()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
+    // reqwest's plain client (for the plain-HTTP attempt) needs a process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    // A name that is neither a DNS name nor an IP: refused before serving, naming it.
+    let out = caja_sync()
+        .args([
+            "serve",
+            "--admin-tls",
+            "--admin-name",
+            "bad name",
+            "--listen-quic",
+            "127.0.0.1:0",
+        ])
+        .args(["--listen-http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"bad name\""),
+        "{out:?}"
+    );
+    // --admin-name without --admin-tls, and plain HTTP together with TLS, are mistakes.
+    for args in [
+        &["--admin-name", "hq.example.test"][..],
+        &["--admin-tls", "--allow-plain-http"][..],
+    ] {
+        let out = caja_sync()
+            .args([
+                "serve",
+                "--listen-quic",
+                "127.0.0.1:0",
+                "--listen-http",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+    }
+
+    // A non-loopback address is fine with HTTPS.
+    let mut child = caja_sync()
+        .args([
+            "serve",
+            "--admin-tls",
+            "--admin-name",
+            "hq.example.test",
+            "--listen-quic",
+            "127.0.0.1:0",
+        ])
+        .args(["--listen-http", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let serving = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("caja-sync serving"))
+        .unwrap();
+    let url = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin_api="))
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("https://0.0.0.0:"), "{serving}");
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let client = trusting_client(dir.path(), addr);
+
+    for host in ["127.0.0.1", "localhost", "hq.example.test"] {
+        let r = client
+            .get(format!("https://{host}:{port}/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    // The API itself answers over HTTPS: a bad login is a problem+json 401.
+    let r = client
+        .post(format!("https://hq.example.test:{port}/v1/auth/login"))
+        .json(&serde_json::json!({"username": "nobody", "password": "wrong password!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A name the certificate does not have is refused by the client; so is plain HTTP.
+    let err = client
+        .get(format!("https://other.example.test:{port}/health/live"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .send()
+            .await
+            .is_err()
+    );
+    // The server shrugs the failed handshakes off and keeps serving.
+    let r = client
+        .get(format!("https://127.0.0.1:{port}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_admin_tls_takes_a_certificate_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("admin.pem"), files.path().join("admin.key.pem"));
+    let serve = |cert: &std::path::Path, key: &std::path::Path| {
+        caja_sync()
+            .args([
+                "serve",
+                "--admin-tls",
+                "--listen-quic",
+                "127.0.0.1:0",
+                "--listen-http",
+                "127.0.0.1:0",
+            ])
+            .arg("--admin-tls-cert")
+            .arg(cert)
+            .arg("--admin-tls-key")
+            .arg(key)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Missing files: a clear refusal naming the file, not a panic.
+    let out = serve(&cert, &key).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admin.pem"), "{err}");
+
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let out = serve(&cert, &key).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin.key.pem") && err.contains("private key"),
+        "{err}"
+    );
+
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    let mut child = serve(&cert, &key);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let serving = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("caja-sync serving"))
+        .unwrap();
+    let url = serving
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin_api="))
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    let der = rustls::pki_types::CertificateDer::from(pair.cert.der().to_vec());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(caja_sync_server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let r = client.get(format!("{url}/health/live")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -189,56 +189,20 @@ pub fn identity(data_dir: &Path, listen: SocketAddr, cfg: &LanTls) -> Result<Lan
     id
 }
 
-/// The node's HTTPS listener: `tls-listener` does the handshakes (concurrently, each with a
-/// timeout, so a slow client cannot stall the others); this wrapper only decides how
-/// failures are logged. A failed handshake (a plain-HTTP client on the TLS port, a till
-/// with another pin, a scanner) is the client's problem and is logged at debug, where
-/// `tls-listener`'s own axum adapter logs it at error on every occurrence.
-pub struct LanListener(tls_listener::TlsListener<tokio::net::TcpListener, tokio_rustls::TlsAcceptor>);
-
-impl LanListener {
-    /// Serves TLS with `config` on `listener`.
-    pub fn new(listener: tokio::net::TcpListener, config: rustls::ServerConfig) -> LanListener {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        LanListener(tls_listener::TlsListener::new(acceptor, listener))
-    }
-}
-
-impl axum::serve::Listener for LanListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok(conn) => return conn,
-                Err(tls_listener::Error::ListenerError(e)) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting a LAN connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => tracing::debug!(error = %e, "LAN TLS handshake failed"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.listener().local_addr()
-    }
-}
+/// The node's HTTPS listener (the same one head office's admin API uses; a failed
+/// handshake is logged at debug).
+pub use caja_sync_server::http::https::HttpsListener as LanListener;
 
 /// The rustls server configuration for an identity: TLS 1.3 and 1.2, ring, HTTP/1.1.
 ///
 /// # Errors
 /// [`LanTlsError::Rustls`] when the key does not match the certificate.
 pub fn server_config(id: &LanIdentity) -> Result<rustls::ServerConfig, LanTlsError> {
-    let mut c =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(c)
+    use caja_sync_server::tls::TlsError;
+    caja_sync_server::http::https::server_config(id.chain.clone(), id.key.clone_key()).map_err(|e| match e {
+        TlsError::Rustls(r) => LanTlsError::Rustls(r),
+        other => LanTlsError::Rustls(rustls::Error::General(other.to_string())),
+    })
 }
 
 /// A rustls client configuration that trusts ONLY a node whose chain contains a

@@ -20,6 +20,7 @@
 pub mod access;
 pub mod auth;
 pub mod error;
+pub mod https;
 pub mod openapi;
 pub mod routes;
 
