@@ -19,6 +19,9 @@ fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr (`serve 2>&1 | head`) must not take requests down: the
+        // default reports a failed log write with eprintln!, which then panics.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -21,6 +21,9 @@ fn main() -> anyhow::Result<()> {
                 .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
+                // A closed stderr (`serve 2>&1 | head`) must not take requests down: the
+                // default reports a failed log write with eprintln!, which then panics.
+                .log_internal_errors(false)
                 .init();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(args))

@@ -242,14 +242,14 @@ fn serve_holds_the_data_dir_and_stops_on_sigterm() {
     assert!(rest.iter().any(|l| l.contains("caja-sync stopped")), "{rest:?}");
 }
 
-/// A reqwest client that trusts only the chain CA of the server in `dir`, with
-/// `hq.example.test` and `other.example.test` resolving to `addr`.
-fn trusting_client(dir: &std::path::Path, addr: std::net::SocketAddr) -> reqwest::Client {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let ca = CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap();
+/// A reqwest client that trusts only `root`, with `hq.example.test` and
+/// `other.example.test` resolving to `addr`.
+fn trusting_client(
+    root: rustls::pki_types::CertificateDer<'static>,
+    addr: std::net::SocketAddr,
+) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).unwrap();
+    roots.add(root).unwrap();
     let tls = rustls::ClientConfig::builder_with_provider(caja_sync_server::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -261,6 +261,35 @@ fn trusting_client(dir: &std::path::Path, addr: std::net::SocketAddr) -> reqwest
         .resolve("other.example.test", addr)
         .build()
         .unwrap()
+}
+
+/// Reads a `serve` child's log until it serves; its admin API URL. A thread keeps
+/// draining the log afterwards (a closed pipe would kill the server on its next line).
+fn admin_url(child: &mut std::process::Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { return };
+            if line.contains("caja-sync serving")
+                && let Some(url) = line.split_whitespace().find_map(|w| w.strip_prefix("admin_api="))
+            {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the server started serving")
+}
+
+/// Stops a `serve` child with SIGTERM; it must exit cleanly.
+fn terminate(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
 }
 
 #[cfg(unix)]
@@ -325,21 +354,15 @@ async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let serving = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.contains("caja-sync serving"))
-        .unwrap();
-    let url = serving
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("admin_api="))
-        .unwrap()
-        .to_string();
-    assert!(url.starts_with("https://0.0.0.0:"), "{serving}");
+    let url = admin_url(&mut child);
+    assert!(url.starts_with("https://0.0.0.0:"), "{url}");
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let client = trusting_client(dir.path(), addr);
+    let ca = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("ca.pem")).unwrap()
+    };
+    let client = trusting_client(ca, addr);
 
     for host in ["127.0.0.1", "localhost", "hq.example.test"] {
         let r = client
@@ -379,13 +402,7 @@ async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    terminate(child);
 }
 
 #[cfg(unix)]
@@ -434,34 +451,14 @@ async fn serve_admin_tls_takes_a_certificate_from_files() {
 
     std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
     let mut child = serve(&cert, &key);
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let serving = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.contains("caja-sync serving"))
-        .unwrap();
-    let url = serving
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("admin_api="))
-        .unwrap()
-        .replace("127.0.0.1", "localhost");
-    let der = rustls::pki_types::CertificateDer::from(pair.cert.der().to_vec());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(der).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(caja_sync_server::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap();
+    let url = admin_url(&mut child);
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let client = trusting_client(
+        rustls::pki_types::CertificateDer::from(pair.cert.der().to_vec()),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    );
+    let url = url.replace("127.0.0.1", "localhost");
     let r = client.get(format!("{url}/health/live")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    terminate(child);
 }
