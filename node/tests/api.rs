@@ -688,6 +688,22 @@ async fn bad_sales_are_refused_and_change_nothing() {
     );
     let detail = node.post("/v1/sales", &body).await.problem(422, "invalid-input");
     assert!(detail.starts_with("tenders: "), "{detail}");
+    // A sale beyond the most one sale may be (1,000,000,000.00), or absurd cash for it:
+    // refused, so no day's report sum can overflow.
+    let body = sale(
+        json!([{"sku": "TEA-1", "quantity": "1000000"}, {"sku": "TEA-1", "quantity": "1000000"}]),
+        json!([{"kind": "cash", "amount": "90000000000000000"}]),
+    );
+    let detail = node.post("/v1/sales", &body).await.problem(422, "invalid-input");
+    assert!(detail.contains("more than one sale or refund may"), "{detail}");
+    let detail = node
+        .post("/v1/sales", &cash_sale("TEA-1", "1", "90000000000000000"))
+        .await
+        .problem(422, "invalid-input");
+    assert!(
+        detail.contains("more than one sale or refund may take"),
+        "{detail}"
+    );
     // Change beyond the cash given.
     let body = sale(
         json!([{"sku": "TEA-1", "quantity": 1}]),

@@ -376,6 +376,21 @@ impl Fact {
         Ok(serde_json::from_str(s)?)
     }
 
+    /// Whether every amount of a sale or refund (total, each tender, change) is within
+    /// [`MAX_AMOUNT_MINOR`] either way. [`settle`] refuses anything else, so a fact that is
+    /// not came from outside our code (a tampered node) and must not reach the reports,
+    /// whose sums it could otherwise overflow.
+    pub fn amounts_within_bounds(&self) -> bool {
+        let ok = |a: i64| a.checked_abs().is_some_and(|a| a <= MAX_AMOUNT_MINOR);
+        match &self.body {
+            FactBody::Sale(s) => {
+                ok(s.total_minor) && ok(s.change_minor) && s.tenders.iter().all(|t| ok(t.amount_minor))
+            }
+            FactBody::Refund(r) => ok(r.total_minor) && r.tenders.iter().all(|t| ok(t.amount_minor)),
+            FactBody::StockMovement(_) | FactBody::Security(_) => true,
+        }
+    }
+
     /// The money this fact adds to takings, in minor units: a sale's total, a refund's
     /// (negative) total, zero for stock movements.
     pub fn takings_minor(&self) -> i64 {
@@ -387,13 +402,19 @@ impl Fact {
     }
 }
 
+/// The largest amount one sale or refund may have, in minor units, for its total and for
+/// the tenders together: 100,000,000,000 (one billion pounds in pence). Far beyond any
+/// till, and low enough that a report summing 90 million of them cannot overflow `i64`.
+pub const MAX_AMOUNT_MINOR: i64 = 100_000_000_000;
+
 /// Sums line amounts and checks a sale's tenders cover its total.
 ///
 /// Returns `(net, tax, total, change)` in minor units; `currency` only formats messages.
 ///
 /// # Errors
-/// [`FactError::Inconsistent`] when the tenders are short of the total or a non-cash
-/// tender overpays (only cash gives change); [`FactError::Money`] on overflow.
+/// [`FactError::Inconsistent`] when the tenders are short of the total, a non-cash
+/// tender overpays (only cash gives change), or the total or the tenders exceed
+/// [`MAX_AMOUNT_MINOR`]; [`FactError::Money`] on overflow.
 pub fn settle(
     lines: &[Line],
     tenders: &[Tender],
@@ -415,6 +436,21 @@ pub fn settle(
         .iter()
         .try_fold(0i64, |acc, t| acc.checked_add(t.amount_minor))
         .ok_or(FactError::Money(MoneyError::Overflow))?;
+    let over = |a: i64| a.checked_abs().is_none_or(|a| a > MAX_AMOUNT_MINOR);
+    if over(total) {
+        return Err(FactError::Inconsistent(format!(
+            "the total {} is more than one sale or refund may be ({})",
+            m(total),
+            m(MAX_AMOUNT_MINOR)
+        )));
+    }
+    if over(tendered) || tenders.iter().any(|t| over(t.amount_minor)) {
+        return Err(FactError::Inconsistent(format!(
+            "tenders of {} are more than one sale or refund may take ({})",
+            m(tendered),
+            m(MAX_AMOUNT_MINOR)
+        )));
+    }
     if total >= 0 {
         if tendered < total {
             return Err(FactError::Inconsistent(format!(
@@ -431,7 +467,7 @@ pub fn settle(
             .sum();
         if change > cash.max(0) {
             return Err(FactError::Inconsistent(format!(
-                "tenders of {} exceed the total {} by more than the cash given; only cash gives change",
+                "tenders of {} are more than the total {}, and only cash gives change: a card or other tender may be at most what is still due",
                 m(tendered),
                 m(total)
             )));
@@ -630,5 +666,55 @@ mod tests {
             amount_minor: 900,
         }];
         assert!(settle(std::slice::from_ref(&line), &short, Currency::GBP).is_err());
+    }
+
+    #[test]
+    fn amounts_beyond_the_bound_are_refused_and_detected() {
+        let line = |qty: i64, price: i64| {
+            Line::priced(
+                "X",
+                "x",
+                Decimal::from(qty),
+                Decimal::from(price),
+                false,
+                Decimal::ZERO,
+                true,
+                Currency::GBP,
+                1,
+            )
+            .unwrap()
+        };
+        let cash = |amount_minor: i64| {
+            vec![Tender {
+                kind: TenderKind::Cash,
+                label: None,
+                amount_minor,
+            }]
+        };
+        // 1,000,000 x 1,000 = 1,000,000,000.00: exactly the bound.
+        let at = [line(1_000_000, 1_000)];
+        assert!(settle(&at, &cash(MAX_AMOUNT_MINOR), Currency::GBP).is_ok());
+        let over = [line(1_000_000, 1_000), line(1, 1)];
+        let e = settle(&over, &cash(MAX_AMOUNT_MINOR + 100), Currency::GBP).unwrap_err();
+        assert!(
+            e.to_string().contains("more than one sale or refund may be"),
+            "{e}"
+        );
+        // A tiny sale paid with an absurd cash amount.
+        let small = [line(1, 3)];
+        let e = settle(&small, &cash(i64::MAX / 2), Currency::GBP).unwrap_err();
+        assert!(e.to_string().contains("tenders of"), "{e}");
+
+        let mut f = sample_sale();
+        assert!(f.amounts_within_bounds());
+        if let FactBody::Sale(s) = &mut f.body {
+            s.total_minor = MAX_AMOUNT_MINOR + 1;
+        }
+        assert!(!f.amounts_within_bounds(), "a tampered fact is detected");
+        if let FactBody::Sale(s) = &mut f.body {
+            s.total_minor = 1530;
+            s.tenders[0].amount_minor = i64::MIN;
+        }
+        assert!(!f.amounts_within_bounds());
     }
 }

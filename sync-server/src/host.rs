@@ -121,6 +121,10 @@ impl<'a> ServerHost<'a> {
                                 doc = %doc, fact = %f.id, fact_store = %f.store,
                                 "fact belongs to another store than its ledger; not projected"
                             ),
+                            Projected::OutOfBounds => tracing::warn!(
+                                doc = %doc, fact = %f.id,
+                                "fact has an amount beyond the bounds our nodes enforce; not projected"
+                            ),
                             Projected::Inserted => {
                                 crate::audit::record_fact(&tx, &f)?;
                             }

@@ -49,6 +49,9 @@ pub enum Projected {
     Duplicate,
     /// The fact claims another store than its ledger's and was skipped.
     WrongStore,
+    /// An amount is beyond [`caja_shared::facts::MAX_AMOUNT_MINOR`] (no node of ours
+    /// writes such a fact) and was skipped, so it cannot break the reports.
+    OutOfBounds,
 }
 
 /// Projects one fact of `ledger_store`'s ledger. A fact whose own store differs is
@@ -63,6 +66,9 @@ pub fn project_fact(
 ) -> Result<Projected, ServerError> {
     if &fact.store != ledger_store {
         return Ok(Projected::WrongStore);
+    }
+    if !fact.amounts_within_bounds() {
+        return Ok(Projected::OutOfBounds);
     }
     let (currency, tenders) = match &fact.body {
         FactBody::Sale(s) => (Some(s.currency), takings_by_tender(&s.tenders, s.change_minor)),

@@ -328,6 +328,13 @@ mod tests {
         assert_eq!(project_fact(&conn, &a, &first).unwrap(), Projected::Duplicate);
         let intruder = sale("b", 1, 99_999, vec![tender(TenderKind::Cash, None, 99_999)]);
         assert_eq!(project_fact(&conn, &a, &intruder).unwrap(), Projected::WrongStore);
+        // A tampered node's fact with an amount no node of ours writes: kept out of the
+        // reports (five of them would overflow the day's sum).
+        let mut huge = sale("a", 1, 1530, vec![tender(TenderKind::Cash, None, 1530)]);
+        if let FactBody::Sale(s) = &mut huge.body {
+            s.total_minor = i64::MAX / 4;
+        }
+        assert_eq!(project_fact(&conn, &a, &huge).unwrap(), Projected::OutOfBounds);
         let stock = base(
             "b",
             1,

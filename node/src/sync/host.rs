@@ -140,6 +140,9 @@ impl NodeHost<'_, '_> {
         }
         for f in facts {
             match f {
+                Ok(f) if f.store == self.store && !f.amounts_within_bounds() => {
+                    tracing::warn!(fact = %f.id, %doc, "fact with an amount beyond the bounds our nodes enforce; skipped")
+                }
                 Ok(f) if f.store == self.store => {
                     projection::project_fact(self.ctx.conn, doc, &f, false, true)
                         .map_err(|e| e.to_string())?
