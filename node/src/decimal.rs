@@ -1,35 +1,46 @@
-//! Serde helpers for decimal inputs: a JSON string (`"2.55"`, preferred, exact) or a JSON
-//! number (`2.55`, read through its shortest text form, so `2.55` stays `2.55`).
+//! Serde helpers for decimal inputs: a JSON string (`"2.55"`, exact, in plain notation:
+//! see [`caja_shared::money::parse_decimal`]) or a JSON integer (`3`). A JSON number with
+//! a fraction or an exponent (`2.55`, `1e3`) is refused: serde_json reads it through a
+//! binary float, so `2.5500000000000000001` would silently become `2.55`; the message
+//! says to send a string.
 
-use std::str::FromStr;
+use std::fmt;
 
 use rust_decimal::Decimal;
-use serde::de::Unexpected;
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
+use serde::de::{self, Unexpected, Visitor};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Raw {
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
+/// Accepts a string or an integer; everything else is an `invalid_type`/`invalid_value`
+/// error, which the HTTP layer reports as invalid input naming the field.
+struct DecimalVisitor;
 
-fn convert<E: serde::de::Error>(raw: Raw) -> Result<Decimal, E> {
-    // `invalid_value` (not `custom`): the HTTP layer reports these as invalid input naming
-    // the field, like any other refused value.
-    match raw {
-        Raw::Int(i) => Ok(Decimal::from(i)),
-        Raw::Float(f) => {
-            if !f.is_finite() {
-                return Err(E::invalid_value(Unexpected::Float(f), &"a finite number"));
-            }
-            Decimal::from_str(&f.to_string())
-                .map_err(|_| E::invalid_value(Unexpected::Float(f), &"a decimal number we can hold"))
-        }
-        // Plain notation only: "1e3" in a price field is far likelier a typo than 1000.
-        Raw::Text(s) => caja_shared::money::parse_decimal(&s)
-            .ok_or_else(|| E::invalid_value(Unexpected::Str(&s), &"a decimal number like \"2.55\"")),
+impl<'de> Visitor<'de> for DecimalVisitor {
+    type Value = Decimal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a decimal as a string, like \"2.55\"")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+        Err(E::invalid_value(
+            Unexpected::Float(v),
+            &"a decimal as a string, like \"2.55\" (a JSON number with a fraction or exponent is not exact)",
+        ))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Decimal, E> {
+        caja_shared::money::parse_decimal(s).map_err(|e| {
+            let why = format!("{e}");
+            E::invalid_value(Unexpected::Str(s), &why.as_str())
+        })
     }
 }
 
@@ -38,7 +49,7 @@ fn convert<E: serde::de::Error>(raw: Raw) -> Result<Decimal, E> {
 /// # Errors
 /// A serde error naming the bad value.
 pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    convert(Raw::deserialize(d)?)
+    d.deserialize_any(DecimalVisitor)
 }
 
 /// Deserializes an optional decimal (`null` or absent is `None`).
@@ -46,10 +57,23 @@ pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
 /// # Errors
 /// A serde error naming the bad value.
 pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    match Option::<Raw>::deserialize(d)? {
-        None => Ok(None),
-        Some(r) => convert(r).map(Some),
+    struct Opt;
+    impl<'de> Visitor<'de> for Opt {
+        type Value = Option<Decimal>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a decimal as a string, like \"2.55\", or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            de(d).map(Some)
+        }
     }
+    d.deserialize_option(Opt)
 }
 
 /// Checks a quantity: non-zero unless `allow_zero`, positive unless `allow_negative`, at
@@ -93,32 +117,53 @@ pub fn check_price(p: Decimal) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Deserialize)]
     struct Price {
         #[serde(deserialize_with = "de")]
         p: Decimal,
+        #[serde(default, deserialize_with = "de_opt")]
+        q: Option<Decimal>,
     }
 
-    fn parse(json: &str) -> Result<Decimal, String> {
+    fn parse(json: &str) -> Result<(Decimal, Option<Decimal>), String> {
         serde_json::from_str::<Price>(json)
-            .map(|x| x.p)
+            .map(|x| (x.p, x.q))
             .map_err(|e| e.to_string())
     }
 
     #[test]
-    fn text_and_numbers_are_exact_and_scientific_text_is_refused() {
-        assert_eq!(parse(r#"{"p": "2.55"}"#).unwrap().to_string(), "2.55");
-        assert_eq!(parse(r#"{"p": 2.55}"#).unwrap().to_string(), "2.55");
-        assert_eq!(parse(r#"{"p": 3}"#).unwrap(), Decimal::from(3));
-        for bad in [
-            r#"{"p": "1e3"}"#,
-            r#"{"p": "2,55"}"#,
-            r#"{"p": "abc"}"#,
-            r#"{"p": ""}"#,
+    fn strings_and_integers_are_exact_and_everything_else_is_refused_clearly() {
+        assert_eq!(parse(r#"{"p": "2.55"}"#).unwrap().0.to_string(), "2.55");
+        assert_eq!(parse(r#"{"p": 3}"#).unwrap().0, Decimal::from(3));
+        assert_eq!(
+            parse(r#"{"p": 18446744073709551615}"#).unwrap().0,
+            Decimal::from(u64::MAX)
+        );
+        assert_eq!(parse(r#"{"p": "1", "q": null}"#).unwrap().1, None);
+        assert_eq!(
+            parse(r#"{"p": "1", "q": "0.2"}"#).unwrap().1.unwrap().to_string(),
+            "0.2"
+        );
+        for (bad, says) in [
+            (r#"{"p": "1e3"}"#, "not a decimal number like 2.55"),
+            (r#"{"p": "2,55"}"#, "not a decimal number like 2.55"),
+            (r#"{"p": "2_5"}"#, "not a decimal number like 2.55"),
+            (r#"{"p": ""}"#, "not a decimal number like 2.55"),
+            (r#"{"p": "99999999999999999999999999999999"}"#, "too large"),
+            (r#"{"p": 2.55}"#, "not exact"),
+            (r#"{"p": 1e3}"#, "not exact"),
+            (r#"{"p": 2.5500000000000000001}"#, "not exact"),
+            (r#"{"p": 123456789012345678901234567890}"#, "not exact"),
+            (r#"{"p": null}"#, "as a string"),
+            (r#"{"p": true}"#, "as a string"),
+            (r#"{"p": []}"#, "as a string"),
+            (r#"{"p": "1", "q": 0.2}"#, "not exact"),
+            (r#"{"p": "1", "q": {}}"#, "as a string"),
         ] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains("a decimal number like"), "{bad}: {e}");
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 }

@@ -56,7 +56,7 @@ async fn put_product_validates_and_normalises_barcodes() {
     let cof = node
         .product(
             "COF-1",
-            json!({"name": "Coffee", "unit_price": 4.75, "barcode": "036000291452"}),
+            json!({"name": "Coffee", "unit_price": "4.75", "barcode": "036000291452"}),
         )
         .await;
     assert_eq!(cof["barcode"], "0036000291452");
@@ -506,7 +506,7 @@ async fn price_override_is_flagged() {
     node.seed_catalog().await;
     let body = sale(
         json!([{"sku": "TEA-1", "quantity": 1, "unit_price": "2.00"},
-               {"sku": "TEA-1", "quantity": 1, "unit_price": 2.5},
+               {"sku": "TEA-1", "quantity": 1, "unit_price": "2.5"},
                {"sku": "COF-1", "quantity": 1, "unit_price": "0"}]),
         json!([{"kind": "card", "amount": "5.40"}]),
     );

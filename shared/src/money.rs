@@ -181,14 +181,35 @@ pub fn format_minor(minor: i64, currency: Currency) -> String {
     format!("{:.*}", currency.exponent() as usize, d)
 }
 
-/// Parses a decimal in plain notation (`"2.55"`, `"-3"`, `" 0.20 "`; surrounding spaces
-/// ignored), exactly. Exponents (`"1e3"`) are refused: in a price or rate they are far
-/// likelier a typo than a number (`rust_decimal`'s own `from_str` would take them).
-/// `None` when the text is not such a number or is out of `Decimal`'s range.
-pub fn parse_decimal(text: &str) -> Option<Decimal> {
-    Some(text.trim())
-        .filter(|t| !t.contains(['e', 'E']))
-        .and_then(|t| Decimal::from_str(t).ok())
+/// Why a text is not a decimal ([`parse_decimal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    /// Not plain decimal notation.
+    #[error("not a decimal number like 2.55 (digits with at most one point, an optional sign)")]
+    NotDecimal,
+    /// Plain notation, but more digits than a decimal holds (28-29).
+    #[error("too large a number")]
+    TooLarge,
+}
+
+/// Parses a decimal in plain notation, exactly: an optional sign, digits, at most one
+/// point (`"2.55"`, `"-3"`, `".5"`, `" 0.20 "`; surrounding spaces ignored). Refused:
+/// exponents (`"1e3"`), digit separators (`"1_000"`, `"2,55"`), anything else, since in
+/// a price, rate or amount they are far likelier a typo than a number
+/// (`rust_decimal`'s own `from_str` would take the first two).
+///
+/// # Errors
+/// [`DecimalError::NotDecimal`], or [`DecimalError::TooLarge`] past `Decimal`'s range.
+pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalError> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let plain = digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1;
+    if !plain {
+        return Err(DecimalError::NotDecimal);
+    }
+    Decimal::from_str(t).map_err(|_| DecimalError::TooLarge)
 }
 
 /// Parses a decimal amount in major units into minor units, refusing extra precision
@@ -198,7 +219,10 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
 /// [`MoneyError::BadAmount`] for text that is not a decimal, [`MoneyError::TooPrecise`]
 /// for more decimals than the currency has, [`MoneyError::Overflow`] when out of range.
 pub fn parse_minor(s: &str, currency: Currency) -> Result<i64, MoneyError> {
-    let d = parse_decimal(s).ok_or_else(|| MoneyError::BadAmount(s.to_string()))?;
+    let d = parse_decimal(s).map_err(|e| match e {
+        DecimalError::NotDecimal => MoneyError::BadAmount(s.to_string()),
+        DecimalError::TooLarge => MoneyError::Overflow,
+    })?;
     if d.normalize().scale() > currency.exponent() {
         return Err(MoneyError::TooPrecise {
             amount: s.to_string(),
@@ -220,10 +244,31 @@ mod tests {
 
     #[test]
     fn decimals_are_plain_notation_only() {
-        assert_eq!(parse_decimal(" 0.20 "), Some(d("0.20")));
-        assert_eq!(parse_decimal("-3"), Some(d("-3")));
-        for bad in ["1e3", "2.5E-1", "", "2,55", "abc", "1.2.3"] {
-            assert_eq!(parse_decimal(bad), None, "{bad}");
+        assert_eq!(parse_decimal(" 0.20 "), Ok(d("0.20")));
+        assert_eq!(parse_decimal("-3"), Ok(d("-3")));
+        assert_eq!(parse_decimal("+.5"), Ok(d("0.5")));
+        assert_eq!(
+            parse_decimal("99999999999999999999999999999999"),
+            Err(DecimalError::TooLarge)
+        );
+        for bad in [
+            "1e3",
+            "2.5E-1",
+            "",
+            "2,55",
+            "abc",
+            "1.2.3",
+            "2_5",
+            "1_000.9_9",
+            "2.5_",
+            "-",
+            ".",
+            "+-1",
+            "20%",
+            "0x10",
+            "1 000",
+        ] {
+            assert_eq!(parse_decimal(bad), Err(DecimalError::NotDecimal), "{bad}");
         }
         assert!(matches!(
             parse_minor("1e3", Currency::GBP),

@@ -243,7 +243,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
             let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, NodeError> {
                 s.map(|t| {
                     caja_shared::money::parse_decimal(t)
-                        .ok_or_else(|| NodeError::invalid(f, format!("{t:?} is not a decimal like 2.55")))
+                        .map_err(|e| NodeError::invalid(f, format!("{t:?}: {e}")))
                 })
                 .transpose()
             };

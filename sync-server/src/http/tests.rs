@@ -301,8 +301,9 @@ async fn product_put_validates_and_reads_back() {
             json!({"name": "x", "unit_price": "1", "barcode": "4006381333932"}),
         )
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert!(v["detail"].as_str().unwrap().contains("check digit"));
+    assert_eq!(v["field"], "barcode");
 
     // Negative price.
     let (s, v, ct) = app
@@ -312,15 +313,40 @@ async fn product_put_validates_and_reads_back() {
             json!({"name": "x", "unit_price": "-1.00"}),
         )
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert!(v["detail"].as_str().unwrap().contains("negative"));
 
     // An exponent: far likelier a typo than 1000.
     let (s, v, ct) = app
         .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "1e3"}))
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert!(v["detail"].as_str().unwrap().contains("\"1e3\""), "{v}");
+
+    // Digit separators, and a field name with a typo (it would clear the tax rate).
+    let (s, v, ct) = app
+        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "2_5"}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "unit_price");
+    let (s, v, ct) = app
+        .json(
+            "PUT",
+            "/v1/products/X",
+            json!({"name": "x", "unit_price": "1", "tax_rat": "0.2"}),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert!(v["detail"].as_str().unwrap().contains("tax_rat"), "{v}");
+    let (s, v, ct) = app
+        .json(
+            "POST",
+            "/v1/products:batch",
+            json!([{"sku": "X", "name": "x", "unit_price": "1", "bar_code": "1"}]),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert!(v["detail"].as_str().unwrap().contains("bar_code"), "{v}");
 
     // Not a number.
     let (s, v, ct) = app
@@ -330,7 +356,7 @@ async fn product_put_validates_and_reads_back() {
             json!({"name": "x", "unit_price": "cheap"}),
         )
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
 
     // A SKU that is too long.
     let long = "S".repeat(65);
@@ -341,7 +367,7 @@ async fn product_put_validates_and_reads_back() {
             json!({"name": "x", "unit_price": "1"}),
         )
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
 
     // A 2 MiB body.
     let big = format!("{{\"name\": \"{}\", \"unit_price\": \"1\"}}", "x".repeat(2 << 20));
@@ -377,8 +403,11 @@ async fn batch_writes_all_or_nothing_and_catalog_counts() {
             json!([{"sku": "C", "name": "c", "unit_price": "1"}, {"sku": "D", "name": "d", "unit_price": "-2"}]),
         )
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
-    assert!(v["detail"].as_str().unwrap().starts_with("item 1"));
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert!(
+        v["detail"].as_str().unwrap().contains("item 1, product \"D\""),
+        "{v}"
+    );
     let (_, after, _) = read(app.call("GET", "/v1/catalog", None).await).await;
     assert_eq!(after["products"], 2);
     assert_ne!(after["heads"], before["heads"]);

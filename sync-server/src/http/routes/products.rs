@@ -11,8 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::SyncServer;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
-/// Body of `PUT /v1/products/{sku}`.
+/// Body of `PUT /v1/products/{sku}`. An unknown field is refused (a typo such as
+/// `tax_rat` would otherwise clear the tax rate chain-wide).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProductIn {
     /// Display name.
     pub name: String,
@@ -34,14 +36,31 @@ pub struct ProductIn {
     pub stock_tracked: Option<bool>,
 }
 
-/// One product of `POST /v1/products:batch`: the SKU plus the fields of [`ProductIn`].
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// One product of `POST /v1/products:batch`: the SKU plus the fields of [`ProductIn`]
+/// (unknown fields refused, as there).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProductWithSku {
     /// Stock keeping unit, 1-64 characters without control characters.
     pub sku: String,
     /// The product's fields.
     #[serde(flatten)]
     pub fields: ProductIn,
+}
+
+impl<'de> Deserialize<'de> for ProductWithSku {
+    // By hand: `deny_unknown_fields` does not work through `flatten`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let sku = match object.remove("sku") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => return Err(D::Error::custom(format!("sku must be a string, not {other}"))),
+            None => return Err(D::Error::missing_field("sku")),
+        };
+        let fields = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| D::Error::custom(format!("product {sku:?}: {e}")))?;
+        Ok(ProductWithSku { sku, fields })
+    }
 }
 
 /// A product as the API returns it; decimals are strings.
@@ -84,11 +103,10 @@ pub struct Written {
     pub written: usize,
 }
 
-fn decimal(field: &str, sku: &str, text: &str) -> Result<Decimal, ApiError> {
-    caja_shared::money::parse_decimal(text).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "product {sku}: {field} {text:?} is not a decimal number like \"2.55\""
-        ))
+fn decimal(field: &'static str, sku: &str, text: &str) -> Result<Decimal, ApiError> {
+    caja_shared::money::parse_decimal(text).map_err(|e| ApiError::Invalid {
+        field,
+        reason: format!("product {sku:?}: {text:?}: {e}"),
     })
 }
 
@@ -106,7 +124,10 @@ fn to_product(sku: &str, p: ProductIn) -> Result<Product, ApiError> {
         category: p.category.filter(|c| !c.trim().is_empty()),
         stock_tracked: p.stock_tracked.unwrap_or(true),
     };
-    Ok(crate::catalog::validate_product(product)?)
+    product.validated().map_err(|e| ApiError::Invalid {
+        field: e.field,
+        reason: format!("product {sku:?}: {}", e.reason),
+    })
 }
 
 /// Creates or updates one product.
@@ -114,7 +135,8 @@ fn to_product(sku: &str, p: ProductIn) -> Result<Product, ApiError> {
     params(("sku" = String, Path, description = "Stock keeping unit")),
     responses(
         (status = 200, description = "The product as stored", body = ProductOut),
-        (status = 400, description = "Invalid product", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid product (the field is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not JSON, or an unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put(
@@ -131,7 +153,8 @@ pub async fn put(
 #[utoipa::path(post, path = "/v1/products:batch", tag = "products", request_body = [ProductWithSku],
     responses(
         (status = 200, description = "Products written", body = Written),
-        (status = 400, description = "An invalid product (nothing written)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid product (the field is named; nothing written)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not JSON, or an unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn batch(
@@ -143,7 +166,10 @@ pub async fn batch(
         .enumerate()
         .map(|(i, p)| {
             to_product(&p.sku, p.fields).map_err(|e| match e {
-                ApiError::BadRequest(m) => ApiError::BadRequest(format!("item {i}: {m}")),
+                ApiError::Invalid { field, reason } => ApiError::Invalid {
+                    field,
+                    reason: format!("item {i}, {reason}"),
+                },
                 other => other,
             })
         })
