@@ -1243,6 +1243,21 @@ async fn openapi_lists_every_route() {
     // The document does not describe itself.
     routes.remove("/openapi.json");
     assert_eq!(documented, routes);
+    // A path parameter is in the path template; everything else is a query parameter.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let want = if path.contains(&format!("{{{name}}}")) {
+                    "path"
+                } else {
+                    p["in"].as_str().filter(|i| *i == "header").unwrap_or("query")
+                };
+                assert_eq!(p["in"], want, "{method} {path} parameter {name}");
+                assert!(!p.to_string().contains("crate::"), "rustdoc markup in {p}");
+            }
+        }
+    }
     // Referenced schemas exist.
     let text = serde_json::to_string(doc).unwrap();
     let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -46,6 +46,7 @@ pub const MAX_LIMIT: u32 = 1000;
 ///
 /// [`SecurityEvent`]: caja_shared::facts::SecurityEvent
 pub const KINDS: &[&str] = &[
+    "catalog.changed",
     "catalog.changed_by_node",
     "connection.refused",
     "enrollment.refused",

@@ -4,6 +4,7 @@
 use caja_shared::docs::{self, DocId, Product};
 use caja_shared::docstore;
 
+use crate::audit::{Actor, NewEntry};
 use crate::error::ServerError;
 use crate::hub::Core;
 
@@ -25,22 +26,40 @@ pub(crate) fn ensure(core: &mut Core) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Writes products in one automerge transaction and persists the change. Returns whether
-/// the catalog changed.
+/// At most this many SKUs are listed in one `catalog.changed` audit entry.
+const AUDIT_SKUS: usize = 100;
+
+/// Writes products in one automerge transaction and persists the change, with a
+/// `catalog.changed` audit entry (who, how many, the first 100 SKUs that changed) in the
+/// same SQLite transaction when anything changed. Returns whether the catalog changed.
 ///
 /// # Errors
 /// [`ServerError::Doc`] / [`ServerError::DocStore`] / [`ServerError::Sqlite`]; the
 /// in-memory catalog is then dropped so it reloads from disk.
-pub(crate) fn put_products(core: &mut Core, products: &[Product]) -> Result<bool, ServerError> {
+pub(crate) fn put_products(core: &mut Core, by: &Actor, products: &[Product]) -> Result<bool, ServerError> {
     let result: Result<bool, ServerError> = (|| {
         let Core { conn, cache, .. } = &mut *core;
         let am = cache.get_or_create(conn, &DocId::Catalog)?;
         let before = am.get_heads();
         docs::put_products(am, products)?;
+        let after = am.get_heads();
+        if after == before {
+            return Ok(false);
+        }
         let tx = conn.transaction()?;
         docstore::persist(&tx, &DocId::Catalog, am, &before)?;
+        let skus = docs::changed_skus(am, &before, &after);
+        let shown: Vec<&String> = skus.iter().take(AUDIT_SKUS).collect();
+        crate::audit::record(
+            &tx,
+            &NewEntry::new(
+                "catalog.changed",
+                serde_json::json!({"products": skus.len(), "skus": shown}),
+            )
+            .by(by),
+        )?;
         tx.commit()?;
-        Ok(am.get_heads() != before)
+        Ok(true)
     })();
     if result.is_err() {
         core.cache.forget(&DocId::Catalog);

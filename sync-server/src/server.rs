@@ -289,6 +289,21 @@ impl SyncServer {
     /// [`ServerError::Invalid`] for a bad product (nothing is written);
     /// [`ServerError::Doc`] / [`ServerError::DocStore`] / [`ServerError::Sqlite`].
     pub async fn put_products(&self, products: Vec<Product>) -> Result<(), ServerError> {
+        self.put_products_as(&crate::audit::Actor::local(), products)
+            .await
+    }
+
+    /// [`SyncServer::put_products`] on behalf of `by` (recorded in the audit log as
+    /// `catalog.changed`).
+    ///
+    /// # Errors
+    /// As [`SyncServer::put_products`].
+    pub async fn put_products_as(
+        &self,
+        by: &crate::audit::Actor,
+        products: Vec<Product>,
+    ) -> Result<(), ServerError> {
+        let by = by.clone();
         let products = products
             .into_iter()
             .map(catalog::validate_product)
@@ -296,7 +311,7 @@ impl SyncServer {
         let changed = self
             .0
             .hub
-            .with_core(move |core| catalog::put_products(core, &products))
+            .with_core(move |core| catalog::put_products(core, &by, &products))
             .await??;
         if changed {
             self.0.hub.changed(DocId::Catalog);

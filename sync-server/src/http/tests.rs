@@ -281,6 +281,10 @@ async fn product_put_validates_and_reads_back() {
     let (s, v, _) = read(app.call("GET", "/v1/products/85123A", None).await).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["name"], "T-light holder");
+    // Head office's own catalog writes are audited with who made them.
+    let (_, audit, _) = read(app.call("GET", "/v1/audit?kind=catalog.changed", None).await).await;
+    assert_eq!(audit[0]["actor_name"], "root", "{audit}");
+    assert_eq!(audit[0]["detail"], json!({"products": 1, "skus": ["85123A"]}));
     assert_eq!(v["tax_rate"], "0.2");
     assert_eq!(v["stock_tracked"], true);
     let (s, v, ct) = read(app.call("GET", "/v1/products/nope", None).await).await;
@@ -458,6 +462,14 @@ async fn health_openapi_and_unknown_routes() {
         let op = &paths[spec.path][spec.method.as_str().to_lowercase()];
         assert!(op.is_object(), "openapi lacks {} {}", spec.method, spec.path);
         documented += 1;
+        // A path parameter is in the path template; everything else is a query parameter.
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            let in_path = spec.path.contains(&format!("{{{name}}}"));
+            let want = if in_path { "path" } else { "query" };
+            assert_eq!(p["in"], want, "{} {} parameter {name}", spec.method, spec.path);
+            assert!(!p.to_string().contains("crate::"), "rustdoc markup in {p}");
+        }
         let secured = op["security"].is_array();
         assert_eq!(
             secured,

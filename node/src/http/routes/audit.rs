@@ -14,12 +14,13 @@ use crate::http::error::{ApiError, Problem};
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries after this position (`seq` of the last entry seen), for paging.
     pub after: Option<i64>,
     /// Only entries at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
-    /// Only this kind (e.g. `login_failed`; one of [`audit::KINDS`], else 422).
+    /// Only this kind (e.g. `login_failed`); a wrong one is a 422 listing the kinds.
     pub kind: Option<String>,
     /// At most this many entries (1-1000, default 200).
     pub limit: Option<usize>,

@@ -74,6 +74,7 @@ pub async fn import(
 
 /// Search parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words to match (prefixes of SKU, name or category); empty lists by SKU.
     #[serde(default)]

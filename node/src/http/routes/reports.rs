@@ -13,6 +13,7 @@ use crate::reports::{self, DailyReport};
 
 /// Report parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// Business day `YYYY-MM-DD`; default today (UTC).
     pub date: Option<String>,

@@ -11,12 +11,14 @@ use crate::{AuditQuery, SyncServer};
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only this store.
     pub store: Option<String>,
     /// Only this kind, or the kinds under this prefix (`login` for `login.failed` and
     /// `login.succeeded`; `fact.security` for every store's security facts). One of
-    /// [`audit::KINDS`](crate::audit::KINDS) or such a prefix, else 422.
+    /// the kinds listed in the 422 answer to a wrong one (`audit::KINDS` in the code), or
+    /// such a prefix.
     pub kind: Option<String>,
     /// From this time (RFC 3339) or day (`yyyy-mm-dd`, from its start, UTC).
     pub from: Option<String>,

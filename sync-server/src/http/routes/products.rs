@@ -141,11 +141,12 @@ fn to_product(sku: &str, p: ProductIn) -> Result<Product, ApiError> {
     ))]
 pub async fn put(
     State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiPath(sku): ApiPath<String>,
     ApiJson(body): ApiJson<ProductIn>,
 ) -> Result<axum::Json<ProductOut>, ApiError> {
     let product = to_product(&sku, body)?;
-    server.put_products(vec![product.clone()]).await?;
+    server.put_products_as(&me.actor(), vec![product.clone()]).await?;
     Ok(axum::Json(product.into()))
 }
 
@@ -159,6 +160,7 @@ pub async fn put(
     ))]
 pub async fn batch(
     State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiJson(body): ApiJson<Vec<ProductWithSku>>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let products = body
@@ -175,7 +177,7 @@ pub async fn batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let written = products.len();
-    server.put_products(products).await?;
+    server.put_products_as(&me.actor(), products).await?;
     Ok(axum::Json(Written { written }))
 }
 
@@ -198,6 +200,7 @@ pub async fn get(
 
 /// Query of `GET /v1/products`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only products whose SKU, name or barcode contains this (case-insensitive).
     pub q: Option<String>,

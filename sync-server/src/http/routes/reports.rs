@@ -11,6 +11,7 @@ use crate::report::SalesReport;
 
 /// Query of `GET /v1/reports/sales`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First business day included (`yyyy-mm-dd`).
     pub from: Option<String>,
