@@ -339,6 +339,10 @@ fn in_tx<R>(
     result
 }
 
+/// Why a user with no store needs a password.
+const NO_STORE_NEEDS_PASSWORD: &str = "a user with no store logs in only at head office's admin API, which takes a password: \
+     keep one, or give the user a store (where a PIN works at the tills)";
+
 /// Creates a user (see [`crate::SyncServer::create_user`]).
 pub(crate) async fn create(
     hub: &crate::hub::Hub,
@@ -358,6 +362,9 @@ pub(crate) async fn create(
     hub.with_core(move |core| {
         let roles = check_roles(&core.roles, &user.roles)?;
         let stores = check_stores(&core.conn, &user.stores)?;
+        if stores.is_empty() && password_hash.is_none() {
+            return Err(invalid("password", NO_STORE_NEEDS_PASSWORD));
+        }
         let row = UserRow {
             id: uuid::Uuid::now_v7().to_string(),
             username: user.username.clone(),
@@ -442,10 +449,19 @@ pub(crate) async fn update(
         if let Some(s) = &patch.stores {
             new.stores = check_stores(&core.conn, s)?;
         }
+        if new.stores.is_empty() && new.password_hash.is_none() {
+            return Err(invalid("password", NO_STORE_NEEDS_PASSWORD));
+        }
         if let Some(d) = patch.disabled {
             new.disabled = d;
         }
         new.updated_at = now;
+        // A changed or removed secret signs the user out everywhere (OWASP session
+        // management: renew sessions when credentials change), here and at every store.
+        let secrets_changed = old.password_hash != new.password_hash || old.pin_hash != new.pin_hash;
+        if secrets_changed {
+            new.sessions_valid_after = now;
+        }
         let removed: Vec<StoreCode> = old
             .stores
             .iter()
@@ -453,6 +469,13 @@ pub(crate) async fn update(
             .cloned()
             .collect();
         let touched: Vec<StoreCode> = new.stores.iter().chain(&removed).cloned().collect();
+        let removed_secrets: Vec<&str> = [
+            ("password", old.password_hash.is_some() && new.password_hash.is_none()),
+            ("pin", old.pin_hash.is_some() && new.pin_hash.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(n, r)| r.then_some(n))
+        .collect();
         let mut changed = Vec::new();
         for (name, differs) in [
             ("display_name", old.display_name != new.display_name),
@@ -468,6 +491,9 @@ pub(crate) async fn update(
         }
         in_tx(core, &touched, |tx, cache, actor, _| {
             save(tx, &new, false)?;
+            if secrets_changed {
+                revoke_admin_sessions(tx, &new.id, "password or PIN changed", now)?;
+            }
             for s in &new.stores {
                 storedoc::edit(tx, cache, actor, s, |am| {
                     store::put_users(am, &[new.staff()], &[])
@@ -483,7 +509,8 @@ pub(crate) async fn update(
                 tx,
                 &NewEntry::new(
                     "user.updated",
-                    json!({"user": new.id, "username": new.username, "changed": changed}),
+                    json!({"user": new.id, "username": new.username, "changed": changed,
+                           "removed": removed_secrets}),
                 )
                 .by(&by),
             )?;

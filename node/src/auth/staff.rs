@@ -154,10 +154,14 @@ pub fn project(
                     revoke.push((&u.id, "signed out everywhere by head office"));
                 }
                 if old.password_hash != u.password_hash {
-                    log("password_changed", u, json!({}))?;
+                    log(
+                        "password_changed",
+                        u,
+                        json!({"removed": u.password_hash.is_none()}),
+                    )?;
                 }
                 if old.pin_hash != u.pin_hash {
-                    log("pin_changed", u, json!({}))?;
+                    log("pin_changed", u, json!({"removed": u.pin_hash.is_none()}))?;
                 }
                 if old.username != u.username {
                     log("username_changed", u, json!({"from": old.username}))?;

@@ -997,6 +997,37 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&fresh), None).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
+
+    // A changed password signs the user out everywhere too (sessions and refresh tokens).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let login = app.login("mo").await;
+    let (token, refresh) = (
+        login["access_token"].as_str().unwrap().to_string(),
+        login["refresh_token"].as_str().unwrap().to_string(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, v, _) = app
+        .json(
+            "PATCH",
+            &format!("/v1/users/{id}"),
+            json!({"password": "a new long password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&token), None).await;
+    assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
+    let (s, v, _) = app
+        .send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (_, audit, _) = read(app.call("GET", "/v1/audit?kind=user.updated", None).await).await;
+    assert_eq!(audit[0]["detail"]["changed"], json!(["password"]), "{audit}");
+    assert_eq!(audit[0]["detail"]["removed"], json!([]));
 }
 
 #[tokio::test]
@@ -1056,6 +1087,8 @@ async fn users_and_roles_over_http_validate_every_field() {
         (v["has_password"].as_bool(), v["has_pin"].as_bool()),
         (Some(false), Some(true))
     );
+    let (_, audit, _) = read(app.call("GET", "/v1/audit?kind=user.updated", None).await).await;
+    assert_eq!(audit[0]["detail"]["removed"], json!(["password"]), "{audit}");
     let (s, v, ct) = app.json("PATCH", &user, json!({"pin": null})).await;
     assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert_eq!(v["field"], "pin");
@@ -1074,10 +1107,32 @@ async fn users_and_roles_over_http_validate_every_field() {
         (v["has_password"].as_bool(), v["has_pin"].as_bool()),
         (Some(true), Some(false))
     );
+    // A user with no store logs in only at head office, with a password: it stays.
+    let (s, v, _) = app
+        .json(
+            "POST",
+            "/v1/users",
+            json!({"username": "hq2", "password": PASSWORD, "pin": "4821", "roles": ["admin"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let hq2 = format!("/v1/users/{}", v["id"].as_str().unwrap());
+    let (s, v, ct) = app.json("PATCH", &hq2, json!({"password": null})).await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert!(v["detail"].as_str().unwrap().contains("no store"), "{v}");
+    let (s, v, ct) = app
+        .json(
+            "POST",
+            "/v1/users",
+            json!({"username": "hq3", "pin": "4821", "roles": ["admin"]}),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    assert_eq!(v["field"], "password");
     let (s, v, ct) = app.json("PATCH", "/v1/users/nope", json!({})).await;
     assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
     let (s, v, _) = read(app.call("GET", "/v1/users", None).await).await;
-    assert_eq!((s, v.as_array().unwrap().len()), (StatusCode::OK, 2));
+    assert_eq!((s, v.as_array().unwrap().len()), (StatusCode::OK, 3));
 
     let (s, v, ct) = app
         .json("PUT", "/v1/roles/clerk", json!({"permissions": ["time.travel"]}))
