@@ -194,6 +194,9 @@ pub async fn enroll(
             .map_err(|e| connect(e.to_string()))?
             .await
             .map_err(|e| {
+                if let Some(why) = refused_before_handshake(&e) {
+                    return connect(format!("{why}; try again in a minute"));
+                }
                 let text = e.to_string();
                 if text.contains(PIN_MISMATCH) {
                     connect(format!(
@@ -242,6 +245,23 @@ pub async fn enroll(
     .unwrap_or_else(|_| Err(connect(format!("no answer within {ENROLL_TIMEOUT:?}"))));
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
     result
+}
+
+/// What a node tells its operator when the server refused a connection before the
+/// handshake (QUIC CONNECTION_REFUSED: head office's per-address limits), else `None`.
+pub fn refused_before_handshake(e: &quinn::ConnectionError) -> Option<&'static str> {
+    match e {
+        quinn::ConnectionError::ConnectionClosed(c)
+            if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            Some(
+                "the sync server refused the connection before the handshake: too many \
+                 connections or attempts from this address (its --connections-per-ip and \
+                 --handshakes-per-minute)",
+            )
+        }
+        _ => None,
+    }
 }
 
 /// A quinn client config (ring provider, TLS 1.3, ALPN `caja-sync/1`, keep-alive 5 s,

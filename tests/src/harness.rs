@@ -495,6 +495,8 @@ pub struct SyncStatus {
     pub enabled: bool,
     /// Whether a session with the server is live.
     pub connected: bool,
+    /// Why the last session ended or could not start.
+    pub last_error: Option<String>,
     /// Facts not yet acknowledged by the server.
     pub pending_facts: u64,
     /// Sorted hex heads of the node's catalog.

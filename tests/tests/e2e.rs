@@ -16,6 +16,8 @@
 //! - `offline_staff`: with the server stopped, a cashier logs in by PIN, sells, and a
 //!   manager override authorises a refund without receipt; head office then sees who did
 //!   what.
+//! - `conn_limits`: a store over head office's per-address connection limit is refused
+//!   and its sync status says why.
 //! - `demo`: the synthetic demo with an outage, which cross-checks every node with the
 //!   server.
 //!
@@ -24,6 +26,8 @@
 
 #[path = "e2e/binaries.rs"]
 mod binaries;
+#[path = "e2e/conn_limits.rs"]
+mod conn_limits;
 #[path = "e2e/demo.rs"]
 mod demo;
 #[path = "e2e/head_office_changes.rs"]

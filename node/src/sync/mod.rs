@@ -178,7 +178,11 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
                 continue;
             }
             Err(e) => {
-                warn!(error = %e, server = %target.server, "sync session ended");
+                if matches!(e, LinkError::Connect(_)) {
+                    warn!(error = %e, server = %target.server, "could not connect to the sync server");
+                } else {
+                    warn!(error = %e, server = %target.server, "sync session ended");
+                }
                 link.update(|s| s.last_error = Some(e.to_string()));
             }
         }
@@ -307,7 +311,11 @@ async fn session(
     let conn = endpoint
         .connect_with(config, addr, client::SERVER_NAME)
         .map_err(|e| LinkError::Connect(e.to_string()))?
-        .await?;
+        .await
+        .map_err(|e| match client::refused_before_handshake(&e) {
+            Some(why) => LinkError::Connect(format!("{why}; retrying")),
+            None => LinkError::Connection(e),
+        })?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut changes = node.db().subscribe();
     let ident = node.identity().clone();

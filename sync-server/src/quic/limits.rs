@@ -36,6 +36,8 @@ pub(crate) struct ConnLimits {
     live: Mutex<HashMap<IpAddr, u32>>,
     unvalidated: DefaultKeyedRateLimiter<IpAddr>,
     validated: DefaultKeyedRateLimiter<IpAddr>,
+    /// One warning per address per minute about its refusals; the rest go to debug.
+    warnings: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl ConnLimits {
@@ -48,6 +50,7 @@ impl ConnLimits {
             live: Mutex::default(),
             unvalidated: RateLimiter::keyed(quota),
             validated: RateLimiter::keyed(quota),
+            warnings: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
         })
     }
 
@@ -74,6 +77,13 @@ impl ConnLimits {
         })
     }
 
+    /// Whether a refusal of `ip` should be logged as a warning now (once a minute per
+    /// address, so a flood cannot flood the log, yet an operator sees why a store is shut
+    /// out).
+    pub fn warn_about(&self, ip: IpAddr) -> bool {
+        self.warnings.check_key(&ip).is_ok()
+    }
+
     /// Live connections from `ip` now.
     #[cfg(test)]
     fn live(&self, ip: IpAddr) -> u32 {
@@ -87,6 +97,7 @@ impl ConnLimits {
     pub fn retain_recent(&self) {
         self.unvalidated.retain_recent();
         self.validated.retain_recent();
+        self.warnings.retain_recent();
     }
 }
 

@@ -72,8 +72,13 @@ pub(crate) async fn run(hub: Hub, endpoint: quinn::Endpoint, shutdown: Cancellat
                         }
                     }
                     limits::Admission::Refuse(reason) => {
-                        // Debug, not warn: anyone can cause these, at any rate.
-                        tracing::debug!(%remote, reason, "connection refused before the handshake");
+                        // Anyone can cause these, at any rate: one warning a minute per
+                        // address, the rest at debug.
+                        if hub.conn_limits.warn_about(remote.ip()) {
+                            tracing::warn!(%remote, reason, "connection refused before the handshake (--connections-per-ip, --handshakes-per-minute); more from this address this minute are logged at debug");
+                        } else {
+                            tracing::debug!(%remote, reason, "connection refused before the handshake");
+                        }
                         incoming.refuse();
                     }
                 }

@@ -1,0 +1,55 @@
+//! Head office's per-address QUIC limits, seen from a store: with one live connection
+//! allowed per address and two stores on loopback, a store coming back while the other
+//! holds the place is refused before the handshake, and its sync status says why in
+//! words an operator can act on.
+
+use std::time::Duration;
+
+use caja_shared::money::Currency;
+use caja_sync_server::ServerOptions;
+use caja_tests::harness::{TestDir, TestNode, TestServer, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_over_the_per_address_limit_is_told_why() -> anyhow::Result<()> {
+    let dir = TestDir::new("conn-limits")?;
+    let options = ServerOptions {
+        connections_per_ip: 1,
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(&dir.join("server"), Currency::GBP, options).await?;
+    let first_ticket = server.create_store("a", "A").await?;
+    let second_ticket = server.create_store("b", "B").await?;
+    let first = TestNode::start(&dir.join("a"), "a", Currency::GBP, Some(first_ticket)).await?;
+    wait_until("the first store's session", WAIT, || async {
+        Ok(first.api.sync_status().await?.connected)
+    })
+    .await?;
+    // The first store goes offline, freeing the one place; the second enrolls and syncs.
+    first.api.set_link(false).await?;
+    wait_until("the first store's link to drop", WAIT, || async {
+        Ok(!first.api.sync_status().await?.connected)
+    })
+    .await?;
+    let second = TestNode::start(&dir.join("b"), "b", Currency::GBP, Some(second_ticket)).await?;
+    wait_until("the second store's session", WAIT, || async {
+        Ok(second.api.sync_status().await?.connected)
+    })
+    .await?;
+    // The first store comes back: refused before the handshake, and told why.
+    first.api.set_link(true).await?;
+    wait_until("the first store to be refused, saying why", WAIT, || async {
+        let status = first.api.sync_status().await?;
+        anyhow::ensure!(!status.connected, "a store connected past the limit");
+        Ok(status.last_error.is_some_and(|e| {
+            e.contains("refused the connection before the handshake") && e.contains("--connections-per-ip")
+        }))
+    })
+    .await?;
+    anyhow::ensure!(
+        second.api.sync_status().await?.connected,
+        "the second store was cut off"
+    );
+    Ok(())
+}
