@@ -181,6 +181,13 @@ async fn search_matches_word_prefixes() {
     node.get("/v1/products?limit=abc")
         .await
         .problem(400, "bad-parameter");
+    for limit in [0, 201] {
+        let detail = node
+            .get(&format!("/v1/products?limit={limit}"))
+            .await
+            .problem(422, "invalid-input");
+        assert!(detail.contains("1-200"), "{detail}");
+    }
     // The search index follows updates.
     node.product("TEA-1", json!({"name": "Assam", "unit_price": "2.50"}))
         .await;

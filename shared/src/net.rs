@@ -15,9 +15,12 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         return Ok(addr);
     }
     let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!(
-            "{text:?} has no port: give HOST:PORT, e.g. 127.0.0.1:8080"
-        ));
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{text:?} is a port alone: give HOST:PORT, e.g. 127.0.0.1:{text} (this machine only) or 0.0.0.0:{text} (every interface)"
+            ));
+        }
+        return Err(format!("{text:?} has no port: give HOST:PORT, e.g. {text}:8080"));
     };
     if host.is_empty() {
         return Err(format!(
@@ -54,6 +57,7 @@ mod tests {
         let local = parse_listen("localhost:8443").unwrap();
         assert!(local.ip().is_loopback() && local.port() == 8443, "{local}");
         assert!(parse_listen("localhost").unwrap_err().contains("no port"));
+        assert!(parse_listen("17090").unwrap_err().contains("127.0.0.1:17090"));
         assert!(parse_listen(":8080").unwrap_err().contains("no host"));
         assert!(parse_listen("localhost:http").unwrap_err().contains("not a port"));
         assert!(

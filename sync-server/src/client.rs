@@ -175,6 +175,15 @@ pub async fn enroll(
         server: server.to_string(),
         reason,
     };
+    if !server
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    {
+        return Err(connect(
+            "give the server as HOST:PORT, e.g. hq.example:7443 (the port is caja-sync's --listen-quic)"
+                .into(),
+        ));
+    }
     let addr = tokio::net::lookup_host(server)
         .await
         .map_err(|e| connect(format!("cannot resolve: {e}")))?
@@ -304,6 +313,22 @@ pub fn client_config(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_server_without_a_port_is_refused_saying_how_to_write_it() {
+        for server in ["localhost", "hq.example:", ":7443", "hq.example:port"] {
+            let e = enroll(
+                server,
+                &"ab".repeat(32),
+                caja_shared::auth::secrets::Secret::new("code"),
+                Vec::new(),
+                None,
+            )
+            .await
+            .unwrap_err();
+            assert!(e.to_string().contains("HOST:PORT"), "{server}: {e}");
+        }
+    }
 
     #[test]
     fn fingerprints_parse_with_colons_and_case() {

@@ -76,7 +76,7 @@ pub enum AuthError {
     #[error("wrong username or {0}")]
     LoginFailed(&'static str),
     /// Too many wrong PINs: locked on this terminal (or every terminal) until then (423).
-    #[error("too many failed logins: {username} is locked {} until {until}", terminal.as_ref().map_or("on every terminal".to_string(), |t| format!("on terminal {t}")))]
+    #[error("too many failed logins: {username} is locked {} until {}", terminal.as_ref().map_or("on every terminal".to_string(), |t| format!("on terminal {t}")), until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))]
     Locked {
         /// The username given.
         username: String,

@@ -65,9 +65,7 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// No `Authorization: Bearer` header.
-    #[error(
-        "no access token: send Authorization: Bearer <token> (POST /v1/auth/login or /v1/auth/pin issues one)"
-    )]
+    #[error("no access token: send Authorization: Bearer <token> (log in with POST /v1/auth/login first)")]
     Missing,
     /// Not three base64url parts with a JSON header and claims.
     #[error("the access token is not a well-formed JWT: {0}")]

@@ -263,6 +263,17 @@ async fn products_list_in_sku_order_a_page_at_a_time_and_search() {
     assert_eq!((skus(&v).len(), v["next"].is_null()), (0, true));
     let (s, v, ct) = read(app.call("GET", "/v1/products?limit=many", None).await).await;
     assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    for limit in ["0", "1001"] {
+        let (s, v, ct) = read(
+            app.call("GET", &format!("/v1/products?limit={limit}"), None)
+                .await,
+        )
+        .await;
+        assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+        let (s, v, ct) = read(app.call("GET", &format!("/v1/audit?limit={limit}"), None).await).await;
+        assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+        assert_eq!(v["field"], "limit");
+    }
 }
 
 #[tokio::test]

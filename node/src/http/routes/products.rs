@@ -85,13 +85,16 @@ pub struct SearchQuery {
 
 /// Searches the catalog.
 #[utoipa::path(get, path = "/v1/products", params(SearchQuery),
-    responses((status = 200, body = [ProductView]), (status = 400, body = Problem)))]
+    responses((status = 200, body = [ProductView]), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(node): State<Node>,
     q: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ProductView>>, ApiError> {
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(NodeError::invalid("limit", "must be 1-200").into());
+    }
     let found = node.db().read(move |c| catalog::search(c, &q.q, limit)).await?;
     Ok(Json(found.iter().map(ProductView::from).collect()))
 }

@@ -82,6 +82,14 @@ pub async fn list(
     axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<axum::Json<Vec<AuditOut>>, ApiError> {
+    if q.limit
+        .is_some_and(|l| !(1..=crate::audit::MAX_LIMIT).contains(&l))
+    {
+        return Err(ApiError::Invalid {
+            field: "limit",
+            reason: format!("must be 1-{}", crate::audit::MAX_LIMIT),
+        });
+    }
     let kind = q.kind.filter(|k| !k.is_empty());
     if let Some(k) = &kind
         && !crate::audit::is_kind_filter(k)

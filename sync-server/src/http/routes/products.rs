@@ -224,14 +224,22 @@ pub struct ProductPage {
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
         (status = 400, description = "A malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "limit outside 1-1000", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(server): State<SyncServer>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<axum::Json<ProductPage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=crate::catalog::MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Invalid {
+            field: "limit",
+            reason: format!("must be 1-{}", crate::catalog::MAX_PAGE),
+        });
+    }
     let needle = q.q.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let after = q.after.filter(|a| !a.is_empty());
-    let (products, more) = server.products(needle, after, q.limit.unwrap_or(100)).await?;
+    let (products, more) = server.products(needle, after, limit).await?;
     let next = more.then(|| products.last().map(|p| p.sku.clone())).flatten();
     Ok(axum::Json(ProductPage {
         products: products.into_iter().map(ProductOut::from).collect(),
