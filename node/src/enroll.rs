@@ -251,17 +251,24 @@ pub struct EnrollOptions {
 /// [`EnrollmentError`]: already enrolled, refused or unreachable server, a code for
 /// another store than the directory's, storage or file errors.
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
-    std::fs::create_dir_all(&opts.data_dir).map_err(io(&opts.data_dir))?;
-    let db = Db::open(&opts.data_dir)?;
-    let existing = db.read(read).await?;
-    if let Some(e) = existing {
-        return Err(EnrollmentError::AlreadyEnrolled {
-            dir: opts.data_dir.clone(),
-            node: e.node.to_string(),
-            store: e.store.to_string(),
-        });
-    }
-    let dir_store = db.read(|c| meta(c, "store")).await?;
+    // A data directory that holds no node yet is created only once head office has said
+    // yes: a failed enrollment (wrong code, server unreachable) leaves nothing behind that
+    // `serve` would start as a standalone node.
+    let existing_db = if opts.data_dir.join("node.sqlite").is_file() {
+        let db = Db::open(&opts.data_dir)?;
+        if let Some(e) = db.read(read).await? {
+            return Err(EnrollmentError::AlreadyEnrolled {
+                dir: opts.data_dir.clone(),
+                node: e.node.to_string(),
+                store: e.store.to_string(),
+            });
+        }
+        let dir_store = db.read(|c| meta(c, "store")).await?;
+        Some((db, dir_store))
+    } else {
+        None
+    };
+    let dir_store = existing_db.as_ref().and_then(|(_, s)| s.clone());
     let node_key = client::node_csr().map_err(EnrollError::from)?;
     let lan = if opts.lan_names.is_empty() {
         None
@@ -288,6 +295,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
             code_store: got.store.to_string(),
         });
     }
+    let db = match existing_db {
+        Some((db, _)) => db,
+        None => {
+            std::fs::create_dir_all(&opts.data_dir).map_err(io(&opts.data_dir))?;
+            Db::open(&opts.data_dir)?
+        }
+    };
     write_identity(&opts.data_dir, &got.certificate, &node_key.key_pem)?;
     let ca_path = opts.data_dir.join(CA_FILE);
     std::fs::write(&ca_path, cert_pem(&got.ca)).map_err(io(&ca_path))?;

@@ -464,3 +464,29 @@ async fn lan_fingerprint_prints_what_tills_and_curl_pin() {
     let wrong = curl("sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     assert!(!wrong.status.success());
 }
+
+#[test]
+fn a_failed_enrollment_leaves_no_node_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // A server given without its port: refused by the client before any connection.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caja-node"))
+        .args([
+            "enroll",
+            "--server",
+            "localhost",
+            "--code",
+            "AAAAA-BBBBB-CCCCC-DDDDD",
+        ])
+        .args(["--ca-fingerprint", &"ab".repeat(32), "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"), "{out:?}");
+    assert!(
+        !dir.exists(),
+        "a failed enrollment left {} behind, which serve would start as a standalone node",
+        dir.display()
+    );
+}
