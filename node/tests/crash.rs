@@ -483,7 +483,10 @@ fn a_failed_enrollment_leaves_no_node_behind() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"),
+        "{out:?}"
+    );
     assert!(
         !dir.exists(),
         "a failed enrollment left {} behind, which serve would start as a standalone node",
