@@ -263,6 +263,8 @@ async fn products_list_in_sku_order_a_page_at_a_time_and_search() {
     assert_eq!((skus(&v).len(), v["next"].is_null()), (0, true));
     let (s, v, ct) = read(app.call("GET", "/v1/products?limit=many", None).await).await;
     assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    let (s, v, ct) = read(app.call("GET", "/v1/audit?store=zz", None).await).await;
+    assert_problem(s, &v, &ct, StatusCode::NOT_FOUND, "not-found");
     for limit in ["0", "1001"] {
         let (s, v, ct) = read(
             app.call("GET", &format!("/v1/products?limit={limit}"), None)

@@ -76,6 +76,7 @@ fn time(name: &'static str, text: Option<&str>, end_of_day: bool) -> Result<Opti
     responses(
         (status = 200, description = "Entries, newest first", body = [AuditOut]),
         (status = 422, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(server): State<SyncServer>,
@@ -102,8 +103,15 @@ pub async fn list(
             ),
         });
     }
+    let store = q.store.filter(|s| !s.is_empty());
+    if let Some(code) = &store
+        && !server.stores().await?.iter().any(|s| s.row.code.as_str() == code)
+    {
+        // A typo must not pass for "nothing happened there".
+        return Err(ApiError::NotFound(format!("store {code:?} does not exist")));
+    }
     let query = AuditQuery {
-        store: q.store.filter(|s| !s.is_empty()),
+        store,
         kind,
         from: time("from", q.from.as_deref(), false)?,
         to: time("to", q.to.as_deref(), true)?,
