@@ -8,8 +8,11 @@
 //! enabled, it is not revoked (logout, session revoked), the user has not been signed out
 //! everywhere since the token was issued, and the route's permission is granted by the user's CURRENT
 //! roles that the token also carries (a role taken away works at once; a role added needs a
-//! new login). A user tied to stores who is not an admin reads only those stores' data
-//! ([`Principal::scope`]: reports, facts, the store list, the audit log). A refusal is 401 with the token error's problem type (`token-expired`, …)
+//! new login). A user tied to stores, an admin included, acts only on those stores
+//! ([`Principal::scope`]): reads (reports, facts, the store list, nodes, users, the audit
+//! log) show only them, and writes are refused outside them or when they are chain-wide
+//! (new stores, custom roles, store-less users). Head office's own users are the ones tied
+//! to no store. A refusal is 401 with the token error's problem type (`token-expired`, …)
 //! and `WWW-Authenticate`, or 403 `forbidden` naming the missing permission.
 
 use std::collections::BTreeSet;
@@ -41,9 +44,10 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The permissions those roles grant.
     pub permissions: BTreeSet<Permission>,
-    /// The stores whose data this user may read through the admin API: `None` for
-    /// head-office-wide users (admins, and users tied to no store), else the user's stores.
-    /// A store manager's account exists at head office too; this keeps it to its stores.
+    /// The stores this user may act on through the admin API: `None` for head office's
+    /// own users (tied to no store), else the user's stores, whatever their roles. A store
+    /// manager's or store admin's account exists at head office too; this keeps it to its
+    /// stores.
     pub scope: Option<BTreeSet<String>>,
 }
 
@@ -70,6 +74,60 @@ impl Principal {
     /// Whether this user may read `store`'s data.
     pub fn sees(&self, store: &str) -> bool {
         self.scope.as_ref().is_none_or(|s| s.contains(store))
+    }
+
+    /// Refuses a chain-wide change (`what`: a new store, a custom role) to a user tied to
+    /// stores.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`].
+    pub fn chain_wide(&self, what: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            None => Ok(()),
+            Some(_) => Err(ApiError::Forbidden(format!(
+                "{what} is a chain-wide change: {} works for stores {}, and only head office's users (tied to no store) make those",
+                self.claims.name,
+                self.stores_text()
+            ))),
+        }
+    }
+
+    /// Refuses acting on `stores` (`what`) unless all of them are this user's. An empty
+    /// set means head office's own (store-less) scope, which a user tied to stores may
+    /// not touch either.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`].
+    pub fn within<'a>(&self, what: &str, stores: impl IntoIterator<Item = &'a str>) -> Result<(), ApiError> {
+        let Some(mine) = &self.scope else {
+            return Ok(());
+        };
+        let stores: Vec<&str> = stores.into_iter().collect();
+        let outside: Vec<&str> = stores.iter().copied().filter(|s| !mine.contains(*s)).collect();
+        if stores.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "{what} concerns head office itself (no store); {} works for stores {} only",
+                self.claims.name,
+                self.stores_text()
+            )));
+        }
+        if outside.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} concerns stores {} outside {}'s stores ({})",
+                outside.join(", "),
+                self.claims.name,
+                self.stores_text()
+            )))
+        }
+    }
+
+    fn stores_text(&self) -> String {
+        self.scope
+            .as_ref()
+            .map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
     }
 
     /// The audit actor of this user.
@@ -125,8 +183,8 @@ async fn principal(server: &SyncServer, claims: AccessClaims) -> Result<Principa
                     .cloned()
                     .collect();
                 let permissions = core.roles.permissions(&roles);
-                let scope = (!roles.iter().any(|r| r == "admin") && !user.stores.is_empty())
-                    .then(|| user.stores.iter().map(|s| s.to_string()).collect());
+                let scope =
+                    (!user.stores.is_empty()).then(|| user.stores.iter().map(|s| s.to_string()).collect());
                 Ok(Ok(Principal {
                     claims,
                     display_name: user.display_name,

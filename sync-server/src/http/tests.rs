@@ -1286,6 +1286,132 @@ async fn users_tied_to_stores_read_only_their_stores() {
     assert_eq!(all["totals"]["sales"], 2);
 }
 
+/// A store's admin (an admin tied to store a, as the README's `boss`) administers store a
+/// at head office and nothing else: no head-office accounts, no other store, nothing
+/// chain-wide.
+#[tokio::test]
+async fn a_store_admin_acts_only_on_their_store() {
+    let app = app().await;
+    for s in ["a", "b"] {
+        app.server.create_store(s.parse().unwrap(), s).await.unwrap();
+    }
+    let new_user = |name: &str, roles: &[&str], stores: &[&str]| NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        password: Some(Secret::new(PASSWORD)),
+        pin: None,
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        stores: stores.iter().map(|s| s.parse().unwrap()).collect(),
+    };
+    app.server
+        .create_user(new_user("boss", &["admin"], &["a"]))
+        .await
+        .unwrap();
+    let carol = app
+        .server
+        .create_user(new_user("carol", &["admin"], &[]))
+        .await
+        .unwrap()
+        .id;
+    let bee = app
+        .server
+        .create_user(new_user("bee", &["cashier"], &["b"]))
+        .await
+        .unwrap()
+        .id;
+    let boss = app.login("boss").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let call = |method: &'static str, uri: String, body: Option<Value>| {
+        let (app, boss) = (&app, boss.clone());
+        async move { app.send(method, &uri, Some(&boss), body).await }
+    };
+    // Refused: head office's accounts, another store's, and chain-wide changes.
+    for (method, uri, body, status) in [
+        (
+            "POST",
+            "/v1/users".to_string(),
+            Some(json!({"username": "x1", "password": PASSWORD, "roles": ["admin"]})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/users".to_string(),
+            Some(json!({"username": "x2", "password": PASSWORD, "roles": ["cashier"], "stores": ["b"]})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "PATCH",
+            format!("/v1/users/{carol}"),
+            Some(json!({"password": "taken over by boss"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            format!("/v1/users/{carol}/revoke-sessions"),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        ("GET", format!("/v1/users/{bee}"), None, StatusCode::NOT_FOUND),
+        (
+            "POST",
+            "/v1/stores".to_string(),
+            Some(json!({"code": "c", "name": "C"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/stores/b/enrollment-codes".to_string(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "PUT",
+            "/v1/roles/clerk".to_string(),
+            Some(json!({"permissions": ["sale.read"]})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "DELETE",
+            "/v1/roles/clerk".to_string(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (s, v, _) = call(method, uri.clone(), body).await;
+        assert_eq!(s, status, "{method} {uri}: {v}");
+    }
+    // Allowed: their own store's staff and enrollment.
+    let (s, v, _) = call(
+        "POST",
+        "/v1/users".into(),
+        Some(json!({"username": "ca", "pin": "4821", "roles": ["cashier"], "stores": ["a"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ca = v["id"].as_str().unwrap().to_string();
+    let (s, v, _) = call(
+        "PATCH",
+        format!("/v1/users/{ca}"),
+        Some(json!({"stores": ["a", "b"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "moving staff to another store: {v}");
+    let (s, v, _) = call("POST", "/v1/stores/a/enrollment-codes".into(), None).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, users, _) = call("GET", "/v1/users".into(), None).await;
+    let names: BTreeSet<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["boss", "ca"]), "{users}");
+    // carol is untouched and still logs in with her own password.
+    app.login("carol").await;
+}
+
 /// `user.manage` is not a way to become admin: a user manager can neither grant, define
 /// nor take over (by resetting a password) more than they hold themselves.
 #[tokio::test]

@@ -36,12 +36,16 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 /// Lists enrolled nodes.
 #[utoipa::path(get, path = "/v1/nodes", tag = "nodes", security(("bearer" = [])),
     responses((status = 200, description = "Nodes by enrollment time", body = [NodeOut])))]
-pub async fn list(State(server): State<SyncServer>) -> Result<axum::Json<Vec<NodeOut>>, ApiError> {
+pub async fn list(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+) -> Result<axum::Json<Vec<NodeOut>>, ApiError> {
     Ok(axum::Json(
         server
             .nodes()
             .await?
             .into_iter()
+            .filter(|n| me.sees(n.store.as_str()))
             .map(|n| NodeOut {
                 node: n.node.to_string(),
                 store: n.store.to_string(),
@@ -69,6 +73,15 @@ pub async fn revoke(
     let node: NodeId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no enrolled node {id:?}")))?;
+    if me.scope.is_some() {
+        // Another store's node is "not found" for a user tied to stores.
+        let nodes = server.nodes().await?;
+        let store = nodes.iter().find(|n| n.node == node).map(|n| n.store.to_string());
+        match store {
+            Some(s) if me.sees(&s) => {}
+            _ => return Err(ApiError::NotFound(format!("no enrolled node {id:?}"))),
+        }
+    }
     server.revoke_node_as(&me.actor(), node).await?;
     Ok(StatusCode::NO_CONTENT)
 }

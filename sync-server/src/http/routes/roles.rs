@@ -77,6 +77,7 @@ pub async fn put(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RoleIn>,
 ) -> Result<axum::Json<RoleOut>, ApiError> {
+    me.chain_wide(&format!("defining role {name}"))?;
     let permissions = body
         .permissions
         .iter()
@@ -111,6 +112,7 @@ pub async fn delete(
     Extension(me): Extension<Principal>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    me.chain_wide(&format!("deleting role {name}"))?;
     server.delete_role_as(&me.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

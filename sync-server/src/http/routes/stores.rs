@@ -91,6 +91,7 @@ pub async fn create(
     Extension(me): Extension<Principal>,
     ApiJson(body): ApiJson<CreateStore>,
 ) -> Result<(StatusCode, axum::Json<StoreCreated>), ApiError> {
+    me.chain_wide("registering a store")?;
     let code: StoreCode = body
         .code
         .parse()
@@ -125,6 +126,7 @@ pub async fn enrollment_code(
     let store: StoreCode = code
         .parse()
         .map_err(|_| ApiError::NotFound(format!("store {code:?} does not exist")))?;
+    me.within("an enrollment code", [store.as_str()])?;
     let hours = body.ttl_hours.unwrap_or(24);
     if hours == 0 || hours > 720 {
         return Err(ApiError::Invalid {

@@ -134,6 +134,10 @@ pub async fn create(
     Extension(me): Extension<Principal>,
     ApiJson(body): ApiJson<UserIn>,
 ) -> Result<(StatusCode, axum::Json<UserOut>), ApiError> {
+    me.within(
+        &format!("creating user {}", body.username),
+        body.stores.iter().map(String::as_str),
+    )?;
     me.may_grant(
         &format!("giving roles {}", body.roles.join(", ")),
         &server.role_permissions(body.roles.clone()).await?,
@@ -153,10 +157,25 @@ pub async fn create(
 /// Lists every user.
 #[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
     responses((status = 200, description = "Users by username", body = [UserOut])))]
-pub async fn list(State(server): State<SyncServer>) -> Result<axum::Json<Vec<UserOut>>, ApiError> {
+pub async fn list(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+) -> Result<axum::Json<Vec<UserOut>>, ApiError> {
     Ok(axum::Json(
-        server.users().await?.into_iter().map(Into::into).collect(),
+        server
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| manages(&me, u))
+            .map(Into::into)
+            .collect(),
     ))
+}
+
+/// Whether `me` may see and manage `u`: head office's users anyone; others only users
+/// all of whose stores are theirs (so never head office's own, store-less users).
+fn manages(me: &Principal, u: &crate::UserInfo) -> bool {
+    me.scope.is_none() || (!u.stores.is_empty() && u.stores.iter().all(|s| me.sees(s.as_str())))
 }
 
 /// Reads one user.
@@ -168,11 +187,12 @@ pub async fn list(State(server): State<SyncServer>) -> Result<axum::Json<Vec<Use
     ))]
 pub async fn get(
     State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     match server.user(&id).await? {
-        Some(u) => Ok(axum::Json(u.into())),
-        None => Err(ApiError::NotFound(format!("no user with id {id:?}"))),
+        Some(u) if manages(&me, &u) => Ok(axum::Json(u.into())),
+        _ => Err(ApiError::NotFound(format!("no user with id {id:?}"))),
     }
 }
 
@@ -191,6 +211,9 @@ pub async fn update(
     ApiJson(body): ApiJson<UserPatchIn>,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     may_manage(&server, &me, &id).await?;
+    if let Some(stores) = &body.stores {
+        me.within("moving a user to stores", stores.iter().map(String::as_str))?;
+    }
     if let Some(roles) = &body.roles {
         me.may_grant(
             &format!("giving roles {}", roles.join(", ")),
@@ -232,8 +255,9 @@ pub async fn revoke_sessions(
 
 /// Refuses changing a user who holds permissions `me` does not: resetting their password
 /// would hand those permissions over.
+/// A user outside `me`'s stores is "not found".
 async fn may_manage(server: &SyncServer, me: &Principal, id: &str) -> Result<(), ApiError> {
-    let Some(target) = server.user(id).await? else {
+    let Some(target) = server.user(id).await?.filter(|u| manages(me, u)) else {
         return Err(ApiError::NotFound(format!("no user with id {id:?}")));
     };
     let theirs = server.role_permissions(target.roles.clone()).await?;
