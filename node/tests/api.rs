@@ -702,15 +702,27 @@ async fn bad_sales_are_refused_and_change_nothing() {
         json!([{"kind": "cash", "amount": "90000000000000000"}]),
     );
     let detail = node.post("/v1/sales", &body).await.problem(422, "invalid-input");
-    assert!(detail.contains("more than one sale or refund may"), "{detail}");
+    assert!(detail.contains("beyond what one sale or refund may"), "{detail}");
     let detail = node
         .post("/v1/sales", &cash_sale("TEA-1", "1", "90000000000000000"))
         .await
         .problem(422, "invalid-input");
     assert!(
-        detail.contains("more than one sale or refund may take"),
+        detail.contains("beyond what one sale or refund may take"),
         "{detail}"
     );
+    // 21 tenders; change beyond 100,000.00 (a mistyped amount).
+    let many: Vec<Value> = (0..21)
+        .map(|_| json!({"kind": "cash", "amount": "0.50"}))
+        .collect();
+    let body = sale(json!([{"sku": "TEA-1", "quantity": 1}]), json!(many));
+    let detail = node.post("/v1/sales", &body).await.problem(422, "invalid-input");
+    assert!(detail.contains("at most 20 tenders"), "{detail}");
+    let detail = node
+        .post("/v1/sales", &cash_sale("TEA-1", "1", "1000000000.00"))
+        .await
+        .problem(422, "invalid-input");
+    assert!(detail.contains("check the amount tendered"), "{detail}");
     // Change beyond the cash given.
     let body = sale(
         json!([{"sku": "TEA-1", "quantity": 1}]),
@@ -981,6 +993,14 @@ async fn refunds_with_and_without_receipt() {
         json!({"original_sale": sale_id, "lines": [{"sku": "TEA-1", "quantity": 3}], "occurred_at": AT});
     let detail = node.post("/v1/refunds", &over).await.problem(409, "conflict");
     assert!(detail.contains("lines[0]"), "{detail}");
+    // A reason longer than 500 bytes.
+    let long = json!({"original_sale": sale_id, "lines": [{"sku": "TEA-1", "quantity": 1}],
+                      "occurred_at": AT, "reason": "x".repeat(501)});
+    let detail = node
+        .post("/v1/refunds", &long)
+        .await
+        .problem(422, "invalid-input");
+    assert!(detail.starts_with("reason: "), "{detail}");
     // A SKU that is not on the sale.
     let not_on =
         json!({"original_sale": sale_id, "lines": [{"sku": "BAG-1", "quantity": 1}], "occurred_at": AT});

@@ -877,3 +877,30 @@ async fn https_on_the_lan_with_a_pinned_certificate() {
         "plain HTTP must not be served on the TLS port"
     );
 }
+
+/// A client that stops sending its body mid-way (a slow or hostile till) is cut off after
+/// the request timeout with a problem+json `timeout` that says a write may have landed.
+#[tokio::test]
+async fn a_stalled_request_times_out_with_a_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = spawn_node_with(|c| c.limits.request_timeout = Duration::from_secs(1)).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let token = node.bearer.clone().unwrap();
+    let head = format!(
+        "POST /v1/sales HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"lines\":"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the node answers within its timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(
+        text.contains("problems/timeout") && text.contains("Idempotency-Key"),
+        "{text}"
+    );
+}

@@ -439,14 +439,14 @@ pub fn settle(
     let over = |a: i64| a.checked_abs().is_none_or(|a| a > MAX_AMOUNT_MINOR);
     if over(total) {
         return Err(FactError::Inconsistent(format!(
-            "the total {} is more than one sale or refund may be ({})",
+            "the total {} is beyond what one sale or refund may be (at most {} either way)",
             m(total),
             m(MAX_AMOUNT_MINOR)
         )));
     }
     if over(tendered) || tenders.iter().any(|t| over(t.amount_minor)) {
         return Err(FactError::Inconsistent(format!(
-            "tenders of {} are more than one sale or refund may take ({})",
+            "tenders of {} are beyond what one sale or refund may take (at most {} either way)",
             m(tendered),
             m(MAX_AMOUNT_MINOR)
         )));
@@ -460,6 +460,16 @@ pub fn settle(
             )));
         }
         let change = tendered - total;
+        // Change beyond 100,000 in major units is a mistyped amount, not a payment.
+        let max_change = 10i64.pow(currency.exponent()).saturating_mul(100_000);
+        if change > max_change {
+            return Err(FactError::Inconsistent(format!(
+                "tenders of {} leave change of {}, more than {}: check the amount tendered",
+                m(tendered),
+                m(change),
+                m(max_change)
+            )));
+        }
         let cash: i64 = tenders
             .iter()
             .filter(|t| t.kind == TenderKind::Cash)
@@ -697,7 +707,7 @@ mod tests {
         let over = [line(1_000_000, 1_000), line(1, 1)];
         let e = settle(&over, &cash(MAX_AMOUNT_MINOR + 100), Currency::GBP).unwrap_err();
         assert!(
-            e.to_string().contains("more than one sale or refund may be"),
+            e.to_string().contains("beyond what one sale or refund may be"),
             "{e}"
         );
         // A tiny sale paid with an absurd cash amount.

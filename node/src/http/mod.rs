@@ -92,6 +92,29 @@ async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::MethodNotAllowed(format!("{} {}", req.method(), req.uri().path()))
 }
 
+/// Turns the timeout layer's bare 408 into problem+json `timeout`, which says that a
+/// write may have completed all the same (it runs on in the writer): retry with the same
+/// `Idempotency-Key`, or look before repeating it.
+fn timeout_problem(res: axum::response::Response, timeout: std::time::Duration) -> axum::response::Response {
+    let bare = res.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && !res
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !bare {
+        return res;
+    }
+    error::problem_response(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        "Request timeout",
+        format!(
+            "the request took longer than {} s; a write may still have completed: retry it with the same Idempotency-Key, or check before repeating it",
+            timeout.as_secs()
+        ),
+    )
+}
+
 /// Builds the router: the route table of [`access`] (each route behind its access check,
 /// login and per-client rate limits), body size (`max_body_bytes`, CSV imports 8x), the
 /// request timeout, request tracing, and problem+json for unknown routes and methods.
@@ -106,6 +129,9 @@ pub fn router(node: Node) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
+        ))
+        .layer(axum::middleware::map_response(
+            move |res: axum::response::Response| async move { timeout_problem(res, timeout) },
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(node)

@@ -30,6 +30,12 @@ use crate::store::{Ctx, facts as ledger, projection};
 /// trading; 1,000 lines stay far inside the default 1 MiB request body.
 pub const MAX_LINES: usize = 1000;
 
+/// Most tenders one sale may have (split payments across cash, cards and vouchers).
+pub const MAX_TENDERS: usize = 20;
+
+/// Longest refund reason, in bytes (like a stock movement's note).
+pub const MAX_REASON_BYTES: usize = 500;
+
 /// A line of a sale or refund request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +74,8 @@ pub struct TenderRequest {
 pub struct SaleRequest {
     /// 1 to [`MAX_LINES`] (1,000) lines.
     pub lines: Vec<LineRequest>,
-    /// One or more tenders adding up to at least the total (only cash gives change).
+    /// 1 to [`MAX_TENDERS`] (20) tenders adding up to at least the total (only cash gives
+    /// change).
     pub tenders: Vec<TenderRequest>,
     /// When the sale happened (RFC 3339); default now. Imports and replays pass the
     /// original time; it decides the business day.
@@ -105,7 +112,7 @@ pub struct RefundRequest {
     /// How the money goes back; default cash.
     #[serde(default)]
     pub tender: Option<RefundTenderRequest>,
-    /// Why.
+    /// Why (at most [`MAX_REASON_BYTES`], 500 bytes).
     #[serde(default)]
     pub reason: Option<String>,
     /// Whether goods go back into stock; default true.
@@ -221,6 +228,12 @@ pub fn checkout(
     if req.tenders.is_empty() {
         return Err(NodeError::invalid("tenders", "at least one tender is required"));
     }
+    if req.tenders.len() > MAX_TENDERS {
+        return Err(NodeError::invalid(
+            "tenders",
+            format!("at most {MAX_TENDERS} tenders, got {}", req.tenders.len()),
+        ));
+    }
     let terminal = terminal(ident, actor, &req.terminal)?;
     let c = ident.currency;
     let mut lines = Vec::with_capacity(req.lines.len());
@@ -329,6 +342,12 @@ pub fn refund(
     req: &RefundRequest,
 ) -> Result<Fact, NodeError> {
     check_lines(&req.lines)?;
+    if req.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
+        return Err(NodeError::invalid(
+            "reason",
+            format!("at most {MAX_REASON_BYTES} bytes"),
+        ));
+    }
     let at = occurred_at(req.occurred_at)?;
     let terminal = terminal(ident, actor, &req.terminal)?;
     let c = ident.currency;
