@@ -120,6 +120,22 @@ impl Node {
         tls::identity(&c.data_dir, c.listen, &c.lan_tls)
     }
 
+    /// The HTTPS identity and rustls configuration `serve` will use, when `lan_tls.enabled`
+    /// (checked before anything starts: `caja-node serve` calls it before announcing).
+    ///
+    /// # Errors
+    /// An unusable certificate or key (as `io::ErrorKind::InvalidInput`, naming the file).
+    pub fn https_config(&self) -> std::io::Result<Option<(tls::LanIdentity, rustls::ServerConfig)>> {
+        if !self.0.config.lan_tls.enabled {
+            return Ok(None);
+        }
+        let invalid =
+            |e: tls::LanTlsError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string());
+        let id = self.lan_identity().map_err(invalid)?;
+        let config = tls::server_config(&id).map_err(invalid)?;
+        Ok(Some((id, config)))
+    }
+
     /// Serves the REST API on `listener` (HTTPS when `lan_tls.enabled`) and runs the sync
     /// client (if configured) until `shutdown` is cancelled; then stops accepting,
     /// finishes in-flight requests and waits for background tasks.
@@ -128,6 +144,8 @@ impl Node {
     /// I/O errors of the HTTP server; an unusable LAN certificate (as
     /// `io::ErrorKind::InvalidInput`).
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        // The certificate first: an unusable one must stop the node before it syncs.
+        let https = self.https_config()?;
         let tasks = TaskTracker::new();
         if let Some(target) = self.0.config.sync.clone() {
             let node = self.clone();
@@ -137,12 +155,7 @@ impl Node {
         let app =
             crate::http::router(self.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let stop = shutdown.clone();
-        let res = if self.0.config.lan_tls.enabled {
-            let id = self
-                .lan_identity()
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-            let config = tls::server_config(&id)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let res = if let Some((id, config)) = https {
             tracing::info!(fingerprint = %id.fingerprint(), certificate = %id.source, "serving HTTPS");
             // `tap_io` makes axum pass the peer address through (ConnectInfo<SocketAddr>, which
             // the per-client rate limits key on).

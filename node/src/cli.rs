@@ -414,6 +414,12 @@ mod tests {
                 .ip()
                 .is_loopback()
         );
+        let err = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add --tls"), "{err}");
+        let err = parse(&["--lan-name", "till.local"]).unwrap_err().to_string();
+        assert!(err.contains("add --tls"), "{err}");
         let err = parse(&["--server", "hq:7443"]).unwrap_err().to_string();
         assert!(err.contains("not enrolled"), "{err}");
         let c = parse(&[]).unwrap();

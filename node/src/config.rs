@@ -229,6 +229,12 @@ impl NodeConfig {
                 reason: "rate limits and the request timeout must be positive".into(),
             });
         }
+        if !self.lan_tls.enabled && (self.lan_tls.cert.is_some() || !self.lan_tls.names.is_empty()) {
+            return Err(ConfigError::Invalid {
+                name: "tls",
+                reason: "--tls-cert, --tls-key and --lan-name are for HTTPS: add --tls".into(),
+            });
+        }
         if self.lan_tls.cert.is_some() != self.lan_tls.key.is_some() {
             return Err(ConfigError::Invalid {
                 name: "tls_cert",

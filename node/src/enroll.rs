@@ -78,7 +78,7 @@ pub enum EnrollmentError {
     },
     /// The data directory belongs to another store than the code's.
     #[error(
-        "{dir} holds store {found}, but the enrollment code is for store {code_store}; the code is used up, ask head office for a new one and use a fresh data directory"
+        "{dir} holds store {found}, but the enrollment code is for store {code_store}: nothing was written here, but head office has registered node {node} for {code_store} with that code (now used up). Ask head office to revoke it (caja-sync node revoke {node}) and for a new code, and enroll a fresh data directory"
     )]
     WrongStore {
         /// The directory.
@@ -87,6 +87,8 @@ pub enum EnrollmentError {
         found: String,
         /// The store of the code.
         code_store: String,
+        /// The node id head office registered.
+        node: String,
     },
     /// The identity files are missing or unusable.
     #[error("node identity {path}: {reason}")]
@@ -270,10 +272,23 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
     };
     let dir_store = existing_db.as_ref().and_then(|(_, s)| s.clone());
     let node_key = client::node_csr().map_err(EnrollError::from)?;
-    let lan = if opts.lan_names.is_empty() {
+    // The LAN certificate also covers this machine (`localhost`, `127.0.0.1`), so a till
+    // or test on the node's own machine can check it by name against the chain CA.
+    let lan_names: Vec<String> = if opts.lan_names.is_empty() {
+        Vec::new()
+    } else {
+        let mut names = opts.lan_names.clone();
+        for local in ["localhost", "127.0.0.1"] {
+            if !names.iter().any(|n| n == local) {
+                names.push(local.to_string());
+            }
+        }
+        names
+    };
+    let lan = if lan_names.is_empty() {
         None
     } else {
-        Some(client::lan_csr(&opts.lan_names).map_err(EnrollError::from)?)
+        Some(client::lan_csr(&lan_names).map_err(EnrollError::from)?)
     };
     let got = client::enroll(
         &opts.server,
@@ -282,7 +297,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
         node_key.csr_der.clone(),
         lan.as_ref().map(|l| LanRequest {
             csr: l.csr_der.clone(),
-            names: opts.lan_names.clone(),
+            names: lan_names.clone(),
         }),
     )
     .await?;
@@ -293,6 +308,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
             dir: opts.data_dir.clone(),
             found,
             code_store: got.store.to_string(),
+            node: got.node.to_string(),
         });
     }
     let db = match existing_db {

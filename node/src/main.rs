@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
                     "no node data there: started a new, empty node (check --data-dir if you meant an existing one)"
                 );
             }
+            node.https_config().context("setting up HTTPS (--tls)")?;
             tracing::info!(
                 addr = %listener.local_addr()?,
                 tls = node.config().lan_tls.enabled,

@@ -493,3 +493,27 @@ fn a_failed_enrollment_leaves_no_node_behind() {
         dir.display()
     );
 }
+
+#[test]
+fn serve_with_unusable_tls_files_stops_before_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caja-node"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls"])
+        .args([
+            "--tls-cert",
+            "/nonexistent/lan.pem",
+            "--tls-key",
+            "/nonexistent/lan.key.pem",
+        ])
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/lan.pem"), "{err}");
+    assert!(
+        !err.contains("caja-node serving"),
+        "announced serving first: {err}"
+    );
+}

@@ -17,7 +17,7 @@
 //!   manager override authorises a refund without receipt; head office then sees who did
 //!   what.
 //! - `conn_limits`: a store over head office's per-address connection limit is refused
-//!   and its sync status says why.
+//!   and its sync status says why; the enrolled LAN certificate covers the node's machine.
 //! - `demo`: the synthetic demo with an outage, which cross-checks every node with the
 //!   server.
 //!

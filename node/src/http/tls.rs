@@ -157,6 +157,12 @@ pub fn identity(data_dir: &Path, listen: SocketAddr, cfg: &LanTls) -> Result<Lan
         data_dir.join(enroll::LAN_KEY_FILE),
     );
     if ec.is_file() && ek.is_file() {
+        if !cfg.names.is_empty() {
+            tracing::warn!(
+                names = ?cfg.names,
+                "--lan-name names a self-signed certificate, but this node serves the one issued at enrollment (for the names given to `caja-node enroll --lan-name`); they are not added"
+            );
+        }
         return load_pair(&ec, &ek, "issued by the chain CA at enrollment".into());
     }
     let names = names(listen, &cfg.names);

@@ -1,7 +1,8 @@
 //! Head office's per-address QUIC limits, seen from a store: with one live connection
 //! allowed per address and two stores on loopback, a store coming back while the other
 //! holds the place is refused before the handshake, and its sync status says why in
-//! words an operator can act on.
+//! words an operator can act on. Also: the LAN certificate enrollment issues covers the
+//! node's own machine.
 
 use std::time::Duration;
 
@@ -51,5 +52,31 @@ async fn a_store_over_the_per_address_limit_is_told_why() -> anyhow::Result<()> 
         second.api.sync_status().await?.connected,
         "the second store was cut off"
     );
+    Ok(())
+}
+
+/// A LAN certificate issued at enrollment covers the names asked for and this machine
+/// (`localhost`, `127.0.0.1`), so a till on the node's own machine can check it by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrolled_lan_certificate_covers_this_machine_too() -> anyhow::Result<()> {
+    let dir = TestDir::new("lan-cert")?;
+    let server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let ticket = server.create_store("l", "L").await?;
+    caja_node::enroll::enroll(&caja_node::enroll::EnrollOptions {
+        data_dir: dir.join("l"),
+        server: ticket.target.server.clone(),
+        ca_fingerprint: ticket.target.ca_fingerprint.clone(),
+        code: ticket.code.clone(),
+        lan_names: vec!["till.example.test".into()],
+        currency: Currency::GBP,
+    })
+    .await?;
+    let pem = std::fs::read(dir.join("l").join(caja_node::enroll::LAN_CERT_FILE))?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem)?;
+    let cert = block.parse_x509()?;
+    let sans = format!("{:?}", cert.subject_alternative_name()?.map(|s| s.value.clone()));
+    for name in ["till.example.test", "localhost", "[127, 0, 0, 1]"] {
+        anyhow::ensure!(sans.contains(name), "{name} missing from {sans}");
+    }
     Ok(())
 }
