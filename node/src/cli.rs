@@ -339,7 +339,9 @@ impl ServeArgs {
 pub fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
     caja_shared::auth::secrets::read_secret(env, prompt)
         .context("reading the secret")?
-        .with_context(|| format!("no secret given: set {env} or type it at the prompt"))
+        .with_context(|| {
+            format!("no {prompt} given: set {env}, or run this in a terminal to be asked for it")
+        })
 }
 
 #[cfg(test)]

@@ -37,9 +37,16 @@ impl<'de> Visitor<'de> for DecimalVisitor {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Decimal, E> {
-        caja_shared::money::parse_decimal(s).map_err(|e| {
-            let why = format!("{e}");
-            E::invalid_value(Unexpected::Str(s), &why.as_str())
+        use caja_shared::money::DecimalError;
+        // serde words these "invalid value: string "2_5", expected <this>".
+        caja_shared::money::parse_decimal(s).map_err(|e| match e {
+            DecimalError::NotDecimal => E::invalid_value(
+                Unexpected::Str(s),
+                &"a decimal number like \"2.55\" (digits with at most one point, an optional sign; no exponent or separators)",
+            ),
+            DecimalError::TooLarge => {
+                E::invalid_value(Unexpected::Str(s), &"a number of at most 28 digits")
+            }
         })
     }
 }
@@ -147,11 +154,14 @@ mod tests {
             "0.2"
         );
         for (bad, says) in [
-            (r#"{"p": "1e3"}"#, "not a decimal number like 2.55"),
-            (r#"{"p": "2,55"}"#, "not a decimal number like 2.55"),
-            (r#"{"p": "2_5"}"#, "not a decimal number like 2.55"),
-            (r#"{"p": ""}"#, "not a decimal number like 2.55"),
-            (r#"{"p": "99999999999999999999999999999999"}"#, "too large"),
+            (r#"{"p": "1e3"}"#, "expected a decimal number like \"2.55\""),
+            (r#"{"p": "2,55"}"#, "expected a decimal number like \"2.55\""),
+            (r#"{"p": "2_5"}"#, "expected a decimal number like \"2.55\""),
+            (r#"{"p": ""}"#, "expected a decimal number like \"2.55\""),
+            (
+                r#"{"p": "99999999999999999999999999999999"}"#,
+                "at most 28 digits",
+            ),
             (r#"{"p": 2.55}"#, "not exact"),
             (r#"{"p": 1e3}"#, "not exact"),
             (r#"{"p": 2.5500000000000000001}"#, "not exact"),

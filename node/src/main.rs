@@ -80,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
             init_tracing("warn");
             let code = match a.code {
                 Some(c) => Secret::new(c),
-                None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")?,
+                None => read_secret("CAJA_NODE_ENROLLMENT_CODE", "enrollment code")
+                    .context("give the code with --code")?,
             };
             eprintln!(
                 "enrolling with the sync server at {} (gives up after 30 s)…",

@@ -178,7 +178,7 @@ async fn no_secret_appears_in_logs_at_any_level() {
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
     // The capture works and is rich (requests, logins, the lockout, TLS).
     for expected in [
-        "PIN lockout",
+        "login lockout",
         "refresh token reused",
         "permission denied",
         "/v1/auth/pin",

@@ -127,13 +127,24 @@ pub struct Enrollment {
 /// Why an enrollment failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
-    /// The server could not be reached or its certificate did not match the pin.
+    /// The server could not be reached.
     #[error("cannot reach the sync server at {server}: {reason}")]
     Connect {
         /// `host:port`.
         server: String,
-        /// Why (includes a pin mismatch).
+        /// Why.
         reason: String,
+    },
+    /// A server answered, but its CA is not the pinned one: the wrong server, or the wrong
+    /// fingerprint. Nothing was sent to it.
+    #[error(
+        "the server at {server} is not the sync server pinned: its CA fingerprint did not match {pinned}; check --ca-fingerprint (caja-sync ca-fingerprint prints it) and --server. Nothing was sent to it"
+    )]
+    WrongCa {
+        /// `host:port`.
+        server: String,
+        /// The fingerprint given.
+        pinned: String,
     },
     /// The server refused the enrollment (expired or used code, rate limit, bad CSR).
     #[error("the sync server refused the enrollment: {0}")]
@@ -157,8 +168,8 @@ const PIN_MISMATCH: &str = pin::MISMATCH;
 /// and waits ([`ENROLL_TIMEOUT`] at most) for the certificates.
 ///
 /// # Errors
-/// [`EnrollError::Connect`] when the server cannot be reached or its CA does not match
-/// the pin (the reason says so); [`EnrollError::Refused`] with the server's reason
+/// [`EnrollError::Connect`] when the server cannot be reached; [`EnrollError::WrongCa`]
+/// when its CA does not match the pin; [`EnrollError::Refused`] with the server's reason
 /// (`unknown enrollment code`, `enrollment code expired`, `enrollment code already used`,
 /// a rate limit, a bad CSR); [`EnrollError::Protocol`] for anything unexpected;
 /// [`EnrollError::Tls`] for a malformed pin.
@@ -208,15 +219,20 @@ pub async fn enroll(
                 }
                 let text = e.to_string();
                 if text.contains(PIN_MISMATCH) {
-                    connect(format!(
-                        "the server's CA fingerprint did not match the pinned fingerprint {ca_fingerprint}: check --ca-fingerprint (caja-sync ca-fingerprint prints it)"
-                    ))
+                    EnrollError::WrongCa {
+                        server: server.to_string(),
+                        pinned: ca_fingerprint.to_string(),
+                    }
                 } else {
                     connect(text)
                 }
             })?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect(e.to_string()))?;
-        let frame = Frame::Enroll { code, csr: csr_der, lan };
+        let frame = Frame::Enroll {
+            code,
+            csr: csr_der,
+            lan,
+        };
         crate::wire::write_frame(&mut send, &frame)
             .await
             .map_err(|e| EnrollError::Protocol(e.to_string()))?;
@@ -241,7 +257,9 @@ pub async fn enroll(
             }),
             Ok(Some(Frame::Error { message, .. })) => Err(EnrollError::Refused(message)),
             Ok(Some(other)) => Err(EnrollError::Protocol(format!("unexpected answer {other:?}"))),
-            Ok(None) => Err(EnrollError::Protocol("the server closed without answering".into())),
+            Ok(None) => Err(EnrollError::Protocol(
+                "the server closed without answering".into(),
+            )),
             Err(e) => Err(match conn.close_reason() {
                 Some(quinn::ConnectionError::ApplicationClosed(c)) => {
                     EnrollError::Refused(String::from_utf8_lossy(&c.reason).into_owned())

@@ -152,8 +152,11 @@ impl ServeArgs {
                 self.listen_http
             ));
         }
-        if !self.admin_tls && (self.admin_tls_cert.is_some() || !self.admin_names.is_empty()) {
-            return Err("--admin-tls-cert and --admin-name need --admin-tls".into());
+        if !self.admin_tls && self.admin_tls_cert.is_some() {
+            return Err("--admin-tls-cert needs --admin-tls".into());
+        }
+        if !self.admin_tls && !self.admin_names.is_empty() {
+            return Err("--admin-name needs --admin-tls".into());
         }
         if self.admin_tls_cert.is_some() && !self.admin_names.is_empty() {
             return Err(

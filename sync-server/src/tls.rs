@@ -228,7 +228,10 @@ impl TlsMaterial {
                 names.push(n.clone());
             }
         }
-        let sans = crate::ca::check_lan_names(&names).map_err(|e| TlsError::BadName(e.to_string()))?;
+        let sans = crate::ca::check_lan_names(&names).map_err(|e| match e {
+            crate::ca::CsrError::BadName(why) => TlsError::BadName(format!("--admin-name: {why}")),
+            other => TlsError::BadName(other.to_string()),
+        })?;
         let now = caja_shared::auth::tokens::now_secs();
         let (der, key) = self
             .authority

@@ -171,9 +171,9 @@ async fn enrollment_refuses_expired_reused_and_unknown_codes_and_a_wrong_pin() {
     // Wrong pin: the handshake fails before the code is sent, with a clear reason.
     let err = try_code(good.code.clone(), "00".repeat(32)).await.unwrap_err();
     match &err {
-        EnrollError::Connect { reason, .. } => assert!(
-            reason.contains("did not match the pinned fingerprint"),
-            "{reason}"
+        EnrollError::WrongCa { .. } => assert!(
+            err.to_string().contains("did not match") && err.to_string().contains("Nothing was sent"),
+            "{err}"
         ),
         other => panic!("{other:?}"),
     }

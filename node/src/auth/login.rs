@@ -277,7 +277,7 @@ impl Lock<'_> {
                 all_terminals,
             },
         )?;
-        tracing::warn!(user = %self.username, terminal = %self.terminal, all_terminals, lock_ms = ms, "PIN lockout");
+        tracing::warn!(user = %self.username, terminal = %self.terminal, all_terminals, lock_ms = ms, "login lockout (PIN or password)");
         Ok(at(until))
     }
 }
