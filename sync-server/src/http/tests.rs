@@ -340,6 +340,21 @@ async fn product_put_validates_and_reads_back() {
     assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
     assert!(v["detail"].as_str().unwrap().contains("\"1e3\""), "{v}");
 
+    // A JSON integer is a price; a JSON number with a fraction is not exact: refused.
+    let (s, v, _) = app
+        .json(
+            "PUT",
+            "/v1/products/INT",
+            json!({"name": "x", "unit_price": 3, "tax_rate": 0}),
+        )
+        .await;
+    assert_eq!((s, v["unit_price"].as_str()), (StatusCode::OK, Some("3")), "{v}");
+    let (s, v, ct) = app
+        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": 2.55}))
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert!(v["detail"].as_str().unwrap().contains("not exact"), "{v}");
+
     // Digit separators, and a field name with a typo (it would clear the tax rate).
     let (s, v, ct) = app
         .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "2_5"}))
