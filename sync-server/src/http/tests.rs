@@ -310,37 +310,82 @@ async fn product_put_validates_and_reads_back() {
     let (s, v, ct) = read(res).await;
     assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
 
-    // Wrong check digit.
-    let (s, v, ct) = app
-        .json(
-            "PUT",
-            "/v1/products/X",
+    // Refused bodies: (what, method, path, body, status, slug, field, in the detail).
+    let unprocessable = (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
+    let bad = (StatusCode::BAD_REQUEST, "bad-request");
+    let put = ("PUT", "/v1/products/X");
+    for (what, (method, path), body, (status, slug), field, says) in [
+        (
+            "wrong check digit",
+            put,
             json!({"name": "x", "unit_price": "1", "barcode": "4006381333932"}),
-        )
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
-    assert!(v["detail"].as_str().unwrap().contains("check digit"));
-    assert_eq!(v["field"], "barcode");
-
-    // Negative price.
-    let (s, v, ct) = app
-        .json(
-            "PUT",
-            "/v1/products/X",
+            unprocessable,
+            Some("barcode"),
+            "check digit",
+        ),
+        (
+            "negative price",
+            put,
             json!({"name": "x", "unit_price": "-1.00"}),
-        )
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
-    assert!(v["detail"].as_str().unwrap().contains("negative"));
-
-    // An exponent: far likelier a typo than 1000.
-    let (s, v, ct) = app
-        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "1e3"}))
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
-    assert!(v["detail"].as_str().unwrap().contains("\"1e3\""), "{v}");
-
-    // A JSON integer is a price; a JSON number with a fraction is not exact: refused.
+            unprocessable,
+            Some("unit_price"),
+            "negative",
+        ),
+        (
+            "an exponent (far likelier a typo than 1000)",
+            put,
+            json!({"name": "x", "unit_price": "1e3"}),
+            unprocessable,
+            Some("unit_price"),
+            "\"1e3\"",
+        ),
+        (
+            "digit separators",
+            put,
+            json!({"name": "x", "unit_price": "2_5"}),
+            unprocessable,
+            Some("unit_price"),
+            "2_5",
+        ),
+        (
+            "not a number",
+            put,
+            json!({"name": "x", "unit_price": "cheap"}),
+            unprocessable,
+            Some("unit_price"),
+            "cheap",
+        ),
+        (
+            "a JSON number with a fraction (not exact)",
+            put,
+            json!({"name": "x", "unit_price": 2.55}),
+            bad,
+            None,
+            "not exact",
+        ),
+        (
+            "a mistyped field (would clear the tax rate)",
+            put,
+            json!({"name": "x", "unit_price": "1", "tax_rat": "0.2"}),
+            bad,
+            None,
+            "tax_rat",
+        ),
+        (
+            "a mistyped field in a batch",
+            ("POST", "/v1/products:batch"),
+            json!([{"sku": "X", "name": "x", "unit_price": "1", "bar_code": "1"}]),
+            bad,
+            None,
+            "bar_code",
+        ),
+    ] {
+        let (s, v, ct) = app.json(method, path, body).await;
+        assert_problem(s, &v, &ct, status, slug);
+        assert_eq!(v["field"].as_str(), field, "{what}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{what}: {v}");
+    }
+    // A JSON integer is a price.
     let (s, v, _) = app
         .json(
             "PUT",
@@ -349,46 +394,6 @@ async fn product_put_validates_and_reads_back() {
         )
         .await;
     assert_eq!((s, v["unit_price"].as_str()), (StatusCode::OK, Some("3")), "{v}");
-    let (s, v, ct) = app
-        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": 2.55}))
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
-    assert!(v["detail"].as_str().unwrap().contains("not exact"), "{v}");
-
-    // Digit separators, and a field name with a typo (it would clear the tax rate).
-    let (s, v, ct) = app
-        .json("PUT", "/v1/products/X", json!({"name": "x", "unit_price": "2_5"}))
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
-    assert_eq!(v["field"], "unit_price");
-    let (s, v, ct) = app
-        .json(
-            "PUT",
-            "/v1/products/X",
-            json!({"name": "x", "unit_price": "1", "tax_rat": "0.2"}),
-        )
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
-    assert!(v["detail"].as_str().unwrap().contains("tax_rat"), "{v}");
-    let (s, v, ct) = app
-        .json(
-            "POST",
-            "/v1/products:batch",
-            json!([{"sku": "X", "name": "x", "unit_price": "1", "bar_code": "1"}]),
-        )
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
-    assert!(v["detail"].as_str().unwrap().contains("bar_code"), "{v}");
-
-    // Not a number.
-    let (s, v, ct) = app
-        .json(
-            "PUT",
-            "/v1/products/X",
-            json!({"name": "x", "unit_price": "cheap"}),
-        )
-        .await;
-    assert_problem(s, &v, &ct, StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
 
     // A SKU that is too long.
     let long = "S".repeat(65);
