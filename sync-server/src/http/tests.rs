@@ -111,6 +111,17 @@ impl App {
         read(self.raw(method, uri, token, body).await).await
     }
 
+    /// `POST /v1/auth/refresh` with `token`.
+    async fn refresh(&self, token: &str) -> (StatusCode, Value, String) {
+        self.send(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": token})),
+        )
+        .await
+    }
+
     /// As the admin.
     async fn call(&self, method: &str, uri: &str, body: Option<Body>) -> Response {
         self.raw(method, uri, Some(&self.token), body).await
@@ -778,27 +789,13 @@ async fn token_attacks_are_refused_with_their_problem_type() {
     );
     let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&access), None).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
-    let (s, v, ct) = app
-        .send(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+    let (s, v, ct) = app.refresh(&refresh).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-revoked");
 
     // A refresh token used twice revokes its whole family.
     let login = app.login("root").await;
     let first = login["refresh_token"].as_str().unwrap().to_string();
-    let (s, rotated, _) = app
-        .send(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first})),
-        )
-        .await;
+    let (s, rotated, _) = app.refresh(&first).await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
     assert_eq!(rotated["token_type"], "Bearer");
     let second = rotated["refresh_token"].as_str().unwrap().to_string();
@@ -807,23 +804,9 @@ async fn token_attacks_are_refused_with_their_problem_type() {
         app.send("GET", "/v1/auth/me", Some(&second_access), None).await.0,
         StatusCode::OK
     );
-    let (s, v, ct) = app
-        .send(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first})),
-        )
-        .await;
+    let (s, v, ct) = app.refresh(&first).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-reused");
-    let (s, v, ct) = app
-        .send(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": second})),
-        )
-        .await;
+    let (s, v, ct) = app.refresh(&second).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "refresh-revoked");
     let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&second_access), None).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
@@ -1049,14 +1032,7 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v, ct) = app.send("GET", "/v1/auth/me", Some(&token), None).await;
     assert_problem(s, &v, &ct, StatusCode::UNAUTHORIZED, "token-revoked");
-    let (s, v, _) = app
-        .send(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+    let (s, v, _) = app.refresh(&refresh).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     let (_, audit, _) = read(app.call("GET", "/v1/audit?kind=user.updated", None).await).await;
     assert_eq!(audit[0]["detail"]["changed"], json!(["password"]), "{audit}");
