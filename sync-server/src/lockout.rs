@@ -74,11 +74,8 @@ pub fn failed(
     let failures = failures + 1;
     let (failures, lockouts, until) = if failures >= policy.attempts.max(1) {
         let lockouts = lockouts + 1;
-        let base = policy.lockout_ms.max(1);
-        let ms = base
-            .saturating_mul(1i64 << lockouts.saturating_sub(1).min(20))
-            .min(policy.max_ms.max(base));
-        (0, lockouts, now_ms + ms)
+        let ms = caja_shared::auth::lock_length_ms(policy.lockout_ms, policy.max_ms, lockouts);
+        (0, lockouts, now_ms.saturating_add(ms))
     } else {
         (failures, lockouts, 0)
     };

@@ -254,10 +254,11 @@ impl Lock<'_> {
         lockouts: u32,
         failures: u32,
     ) -> Result<DateTime<Utc>, StoreError> {
-        let base = self.settings.lockout.as_millis().max(1) as u64;
-        let ms = base
-            .saturating_mul(1u64 << lockouts.saturating_sub(1).min(20))
-            .min((self.settings.lockout_max.as_millis() as u64).max(base)) as i64;
+        let ms = caja_shared::auth::lock_length_ms(
+            i64::try_from(self.settings.lockout.as_millis()).unwrap_or(i64::MAX),
+            i64::try_from(self.settings.lockout_max.as_millis()).unwrap_or(i64::MAX),
+            lockouts,
+        );
         let until = self.now_ms + ms;
         ctx.conn.execute(
             "INSERT INTO pin_lockouts (user_id, terminal, failures, lockouts, locked_until) VALUES (?1, ?2, 0, ?3, ?4)
