@@ -4,59 +4,27 @@
 //! binary float, so `2.5500000000000000001` would silently become `2.55`; the message
 //! says to send a string.
 
-use std::fmt;
-
+use caja_shared::money::{self, DecimalError};
 use rust_decimal::Decimal;
-use serde::Deserializer;
-use serde::de::{self, Unexpected, Visitor};
+use serde::de::{Error, Unexpected};
+use serde::{Deserialize, Deserializer};
 
-/// Accepts a string or an integer; everything else is an `invalid_type`/`invalid_value`
-/// error, which the HTTP layer reports as invalid input naming the field.
-struct DecimalVisitor;
-
-impl<'de> Visitor<'de> for DecimalVisitor {
-    type Value = Decimal;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a decimal as a string, like \"2.55\"")
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
-        Ok(Decimal::from(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
-        Ok(Decimal::from(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
-        Err(E::invalid_value(
-            Unexpected::Float(v),
-            &"a decimal as a string, like \"2.55\" (a JSON number with a fraction or exponent is not exact)",
-        ))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Decimal, E> {
-        use caja_shared::money::DecimalError;
-        // serde words these "invalid value: string "2_5", expected <this>".
-        caja_shared::money::parse_decimal(s).map_err(|e| match e {
-            DecimalError::NotDecimal => E::invalid_value(
-                Unexpected::Str(s),
-                &"a decimal number like \"2.55\" (digits with at most one point, an optional sign; no exponent or separators)",
-            ),
-            DecimalError::TooLarge => {
-                E::invalid_value(Unexpected::Str(s), &"a number of at most 28 digits")
-            }
-        })
-    }
-}
-
-/// Deserializes a required decimal.
+/// Deserializes a required decimal: the text of [`money::de_decimal_text`] parsed by
+/// [`money::parse_decimal`]. Errors are `invalid_value`, which the HTTP layer reports as
+/// invalid input naming the field.
 ///
 /// # Errors
 /// A serde error naming the bad value.
 pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    d.deserialize_any(DecimalVisitor)
+    let text = money::de_decimal_text(d)?;
+    // serde words these "invalid value: string "2_5", expected <this>".
+    money::parse_decimal(&text).map_err(|e| match e {
+        DecimalError::NotDecimal => D::Error::invalid_value(
+            Unexpected::Str(&text),
+            &"a decimal number like \"2.55\" (digits with at most one point, an optional sign; no exponent or separators)",
+        ),
+        DecimalError::TooLarge => D::Error::invalid_value(Unexpected::Str(&text), &"a number of at most 28 digits"),
+    })
 }
 
 /// Deserializes an optional decimal (`null` or absent is `None`).
@@ -64,23 +32,9 @@ pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
 /// # Errors
 /// A serde error naming the bad value.
 pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    struct Opt;
-    impl<'de> Visitor<'de> for Opt {
-        type Value = Option<Decimal>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a decimal as a string, like \"2.55\", or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            de(d).map(Some)
-        }
-    }
-    d.deserialize_option(Opt)
+    #[derive(Deserialize)]
+    struct Value(#[serde(deserialize_with = "de")] Decimal);
+    Ok(Option::<Value>::deserialize(d)?.map(|v| v.0))
 }
 
 /// Checks a quantity: non-zero unless `allow_zero`, positive unless `allow_negative`, at

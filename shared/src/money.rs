@@ -212,6 +212,49 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalError> {
     Decimal::from_str(t).map_err(|_| DecimalError::TooLarge)
 }
 
+/// Deserializes a decimal field as its text: a JSON string as is, or a JSON integer
+/// (exact). A JSON number with a fraction or exponent (`2.55`, `1e3`) is refused:
+/// serde_json reads it through a binary float, so `2.5500000000000000001` would silently
+/// become `2.55`. Callers parse the text with [`parse_decimal`].
+///
+/// # Errors
+/// A serde `invalid_type`/`invalid_value` error saying to send a string.
+pub fn de_decimal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a decimal as a string, like \"2.55\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::invalid_value(
+                serde::de::Unexpected::Float(v),
+                &"a decimal as a string, like \"2.55\" (a JSON number with a fraction or exponent is not exact)",
+            ))
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+/// [`de_decimal_text`] for an optional field (`null` or absent is `None`).
+///
+/// # Errors
+/// As [`de_decimal_text`].
+pub fn de_opt_decimal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text(#[serde(deserialize_with = "de_decimal_text")] String);
+    Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+}
+
 /// Parses a decimal amount in major units into minor units, refusing extra precision
 /// (`"12.30"` GBP -> `1230`; `"12.305"` is an error, not a silent rounding).
 ///

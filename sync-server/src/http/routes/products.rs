@@ -11,41 +11,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::SyncServer;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
-/// A decimal field as its text: a JSON string, or a JSON integer (exact). A JSON number
-/// with a fraction or exponent is refused, as at the node: it is read through a float.
-fn decimal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a decimal as a string, like \"2.55\"")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
-            Err(E::invalid_value(
-                serde::de::Unexpected::Float(v),
-                &"a decimal as a string, like \"2.55\" (a JSON number with a fraction or exponent is not exact)",
-            ))
-        }
-    }
-    d.deserialize_any(Text)
-}
-
-/// [`decimal_text`] for an optional field (`null` is `None`).
-fn opt_decimal_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct Wrap(#[serde(deserialize_with = "decimal_text")] String);
-    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
-}
-
 /// Body of `PUT /v1/products/{sku}`. An unknown field is refused (a typo such as
 /// `tax_rat` would otherwise clear the tax rate chain-wide).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -56,11 +21,11 @@ pub struct ProductIn {
     /// Unit price, tax exclusive, in major units: a non-negative decimal string (a JSON
     /// integer is taken too, as at the node).
     #[schema(example = "2.55", value_type = String)]
-    #[serde(deserialize_with = "decimal_text")]
+    #[serde(deserialize_with = "caja_shared::money::de_decimal_text")]
     pub unit_price: String,
     /// Exclusive tax rate as a fraction between 0 and 1 (default "0").
     #[schema(example = "0.05", value_type = Option<String>)]
-    #[serde(default, deserialize_with = "opt_decimal_text")]
+    #[serde(default, deserialize_with = "caja_shared::money::de_opt_decimal_text")]
     pub tax_rate: Option<String>,
     /// EAN-13 or UPC-A barcode with a valid check digit.
     #[serde(default)]
