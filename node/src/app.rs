@@ -146,6 +146,20 @@ impl Node {
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         // The certificate first: an unusable one must stop the node before it syncs.
         let https = self.https_config()?;
+        self.serve_with(listener, https, shutdown).await
+    }
+
+    /// [`Node::serve`] with the HTTPS configuration already made by
+    /// [`Node::https_config`] (`caja-node serve` checks it before announcing).
+    ///
+    /// # Errors
+    /// I/O errors of the HTTP server.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        https: Option<(tls::LanIdentity, rustls::ServerConfig)>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
         let tasks = TaskTracker::new();
         if let Some(target) = self.0.config.sync.clone() {
             let node = self.clone();

@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
                     "no node data there: started a new, empty node (check --data-dir if you meant an existing one)"
                 );
             }
-            node.https_config().context("setting up HTTPS (--tls)")?;
+            let https = node.https_config().context("setting up HTTPS (--tls)")?;
             tracing::info!(
                 addr = %listener.local_addr()?,
                 tls = node.config().lan_tls.enabled,
@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
             );
             let stop = CancellationToken::new();
             tokio::spawn(ctrl_c(stop.clone()));
-            node.serve(listener, stop).await?;
+            node.serve_with(listener, https, stop).await?;
             tracing::info!("caja-node stopped");
         }
         Command::Enroll(a) => {

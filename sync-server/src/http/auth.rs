@@ -99,11 +99,11 @@ impl Principal {
     /// # Errors
     /// [`ApiError::Forbidden`].
     pub fn within<'a>(&self, what: &str, stores: impl IntoIterator<Item = &'a str>) -> Result<(), ApiError> {
-        let Some(mine) = &self.scope else {
-            return Ok(());
-        };
         let stores: Vec<&str> = stores.into_iter().collect();
-        let outside: Vec<&str> = stores.iter().copied().filter(|s| !mine.contains(*s)).collect();
+        if self.covers(&stores) {
+            return Ok(());
+        }
+        let outside: Vec<&str> = stores.iter().copied().filter(|s| !self.sees(s)).collect();
         if stores.is_empty() {
             return Err(ApiError::Forbidden(format!(
                 "{what} concerns head office itself (no store); {} works for stores {} only",
@@ -111,16 +111,18 @@ impl Principal {
                 self.stores_text()
             )));
         }
-        if outside.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{what} concerns stores {} outside {}'s stores ({})",
-                outside.join(", "),
-                self.claims.name,
-                self.stores_text()
-            )))
-        }
+        Err(ApiError::Forbidden(format!(
+            "{what} concerns stores {} outside {}'s stores ({})",
+            outside.join(", "),
+            self.claims.name,
+            self.stores_text()
+        )))
+    }
+
+    /// Whether this user may act on `stores`: head office's users on anything; a user
+    /// tied to stores on a non-empty set of their own stores only.
+    pub fn covers(&self, stores: &[&str]) -> bool {
+        self.scope.is_none() || (!stores.is_empty() && stores.iter().all(|s| self.sees(s)))
     }
 
     fn stores_text(&self) -> String {

@@ -175,7 +175,7 @@ pub async fn list(
 /// Whether `me` may see and manage `u`: head office's users anyone; others only users
 /// all of whose stores are theirs (so never head office's own, store-less users).
 fn manages(me: &Principal, u: &crate::UserInfo) -> bool {
-    me.scope.is_none() || (!u.stores.is_empty() && u.stores.iter().all(|s| me.sees(s.as_str())))
+    me.covers(&u.stores.iter().map(|s| s.as_str()).collect::<Vec<_>>())
 }
 
 /// Reads one user.
