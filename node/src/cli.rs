@@ -17,7 +17,6 @@ use caja_shared::money::Currency;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{AuthSettings, LanTls, Limits, NodeConfig, SyncTarget};
-use crate::replay::plan::Format;
 
 /// Caja store node: sells offline, stores every fact durably, syncs with the chain.
 #[derive(Parser)]
@@ -44,12 +43,6 @@ pub enum Command {
     },
     /// Print the SHA-256 fingerprint of the node's LAN HTTPS certificate (what tills pin).
     LanFingerprint(LanArgs),
-    /// Start a sync server and store nodes in-process, trade, take a store offline,
-    /// reconnect and print the converged chain report.
-    Demo(DemoArgs),
-    /// Replay a real retail file through an in-process chain (no outage) and print the
-    /// chain report.
-    Replay(ReplayArgs),
     /// Print the default settings.
     PrintDefaultConfig,
 }
@@ -215,49 +208,6 @@ pub struct LanArgs {
     /// Extra DNS names or IPs, as given to `serve`.
     #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
     pub lan_names: Vec<String>,
-}
-
-/// Options of `caja-node replay`.
-#[derive(Args, Clone)]
-pub struct ReplayArgs {
-    /// The file to replay (gzip or plain CSV).
-    #[arg(long)]
-    pub orders: PathBuf,
-    /// Its layout: online-retail or supermarket.
-    #[arg(long)]
-    pub format: Format,
-    /// Keep only the first N business days of the file.
-    #[arg(long)]
-    pub days: Option<u32>,
-    /// Keep the chain's files here (default: a temporary directory, removed at the end).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Write the chain report as JSON to this file.
-    #[arg(long)]
-    pub report_json: Option<PathBuf>,
-}
-
-/// Options of `caja-node demo`.
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Replay this file instead of synthetic trading.
-    #[arg(long, requires = "format")]
-    pub orders: Option<PathBuf>,
-    /// Layout of --orders: online-retail or supermarket.
-    #[arg(long)]
-    pub format: Option<Format>,
-    /// Keep only the first N business days of the file.
-    #[arg(long)]
-    pub days: Option<u32>,
-    /// Keep the chain's files here (default: a temporary directory).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Write the chain report as JSON to this file.
-    #[arg(long)]
-    pub report_json: Option<PathBuf>,
-    /// Exit after the report instead of serving until Ctrl-C.
-    #[arg(long)]
-    pub exit: bool,
 }
 
 impl ServeArgs {

@@ -21,8 +21,8 @@ use caja_shared::auth::secrets::Secret;
 use caja_shared::auth::tokens::write_secret_file;
 use caja_shared::docs::DocId;
 use caja_shared::ids::{NodeId, StoreCode};
+use caja_shared::net::client::{self, ClientIdentity, EnrollError};
 use caja_shared::protocol::LanRequest;
-use caja_sync_server::client::{self, ClientIdentity, EnrollError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 

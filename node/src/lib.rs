@@ -11,26 +11,19 @@
 //! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services.
 //! - [`http`]: REST routes, problem+json errors, OpenAPI.
 //! - [`sync`]: the QUIC sync client.
-//! - [`replay`]: replays of real retail files through the REST API.
-//! - [`client`]: a logged-in client of a node's API (replays, benchmarks).
-//! - [`chain`], [`demo`]: an in-process chain (server + nodes) for the demo and replays.
 //! - [`error`], [`decimal`]: the domain error and decimal input helpers.
 
 pub mod app;
 pub mod auth;
 pub mod catalog;
-pub mod chain;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod decimal;
-pub mod demo;
 pub mod enroll;
 pub mod error;
 pub mod http;
 pub mod identity;
 pub mod inventory;
-pub mod replay;
 pub mod reports;
 pub mod sales;
 pub mod store;

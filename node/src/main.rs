@@ -1,10 +1,9 @@
-//! `caja-node`: run a store node, enroll it, manage a standalone node's users, or run the
-//! demo or a replay of a real retail file. Thin: the options live in `caja_node::cli`.
+//! `caja-node`: run a store node, enroll it, or manage a standalone node's users. Thin:
+//! the options live in `caja_node::cli`. (The demo and replays are the `caja-demo` crate.)
 
 use anyhow::Context;
 use caja_node::auth::local::LocalUser;
 use caja_node::cli::{Cli, Command, UserCommand, read_secret};
-use caja_node::demo::{self, DemoOptions};
 use caja_node::enroll::{self, EnrollOptions};
 use caja_node::{Node, NodeConfig};
 use caja_shared::auth::secrets::Secret;
@@ -176,39 +175,6 @@ async fn main() -> anyhow::Result<()> {
                 "({}; curl: --pinnedpubkey 'sha256//…' with the second line)",
                 id.source
             );
-        }
-        Command::Demo(a) => {
-            init_tracing("warn");
-            let opts = DemoOptions {
-                data_dir: a.data_dir,
-                orders: a.orders,
-                format: a.format,
-                days: a.days,
-                report_json: a.report_json,
-                outage: true,
-            };
-            let (chain, _report, temp) = demo::run(&opts).await?;
-            if !a.exit {
-                demo::print_try_it(&chain);
-                let stop = CancellationToken::new();
-                ctrl_c(stop.clone()).await;
-            }
-            chain.shutdown().await;
-            drop(temp);
-        }
-        Command::Replay(a) => {
-            init_tracing("warn");
-            let opts = DemoOptions {
-                data_dir: a.data_dir,
-                orders: Some(a.orders),
-                format: Some(a.format),
-                days: a.days,
-                report_json: a.report_json,
-                outage: false,
-            };
-            let (chain, _report, temp) = demo::run(&opts).await?;
-            chain.shutdown().await;
-            drop(temp);
         }
         Command::PrintDefaultConfig => {
             let c = NodeConfig::default();

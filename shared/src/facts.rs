@@ -31,8 +31,9 @@ pub enum FactError {
     /// A money computation failed.
     #[error(transparent)]
     Money(#[from] MoneyError),
-    /// The fact's own numbers do not add up.
-    #[error("inconsistent fact: {0}")]
+    /// The fact's own numbers do not add up (tenders short of the total, too much
+    /// change, …). The message is written for the cashier who typed the amounts.
+    #[error("{0}")]
     Inconsistent(String),
 }
 
@@ -204,6 +205,24 @@ impl Tender {
             },
         }
     }
+}
+
+/// A sale's tenders with the change taken off its cash tenders (first cash tender first):
+/// `(report name, amount in minor units)`.
+pub fn takings_by_tender(tenders: &[Tender], change_minor: i64) -> Vec<(String, i64)> {
+    let mut change = change_minor.max(0);
+    tenders
+        .iter()
+        .map(|t| {
+            let mut amount = t.amount_minor;
+            if t.kind == TenderKind::Cash && change > 0 && amount > 0 {
+                let take = change.min(amount);
+                amount -= take;
+                change -= take;
+            }
+            (t.report_name(), amount)
+        })
+        .collect()
 }
 
 /// One priced line of a sale or refund.

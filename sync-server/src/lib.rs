@@ -7,8 +7,8 @@
 //! - [`config`] holds command-line and environment settings of the `caja-sync` binary.
 //! - [`error`] holds [`ServerError`].
 //! - [`tls`] holds the server's CA and certificate (rcgen), QUIC server TLS config.
-//! - [`client`] holds what a node needs to connect: a client config pinning the CA.
-//! - [`wire`] holds length-prefixed frames on QUIC streams.
+//! - [`client`], [`wire`]: re-exports of [`caja_shared::net`] (the node's side of the
+//!   link, frames on QUIC streams).
 //! - [`db`] holds the SQLite database: opening, stores.
 //! - [`trust`] holds enrollment codes, enrolled nodes and their certificates.
 //! - [`ca`] holds CSR checks and the signing of node certificates.
@@ -24,7 +24,6 @@
 pub mod admin;
 pub mod audit;
 pub mod ca;
-pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -35,7 +34,10 @@ pub mod report;
 pub mod server;
 pub mod tls;
 pub mod trust;
-pub mod wire;
+
+// The node's side of the link and the frame codec live in caja-shared; these paths stay
+// for head office's own code.
+pub use caja_shared::net::{client, wire};
 
 mod catalog;
 mod host;

@@ -6,7 +6,7 @@
 //! Rows are derived from the ledger documents and written in the same SQLite transaction
 //! as the document change; `INSERT OR IGNORE` makes a replayed fact harmless.
 
-use caja_shared::facts::{Fact, FactBody, Tender, TenderKind};
+use caja_shared::facts::{Fact, FactBody};
 use caja_shared::ids::StoreCode;
 use rusqlite::{Connection, params};
 
@@ -22,23 +22,7 @@ fn kind(fact: &Fact) -> &'static str {
     }
 }
 
-/// A sale's tenders with the change taken off its cash tenders (first cash tender first):
-/// `(report name, amount in minor units)`.
-pub fn takings_by_tender(tenders: &[Tender], change_minor: i64) -> Vec<(String, i64)> {
-    let mut change = change_minor.max(0);
-    tenders
-        .iter()
-        .map(|t| {
-            let mut amount = t.amount_minor;
-            if t.kind == TenderKind::Cash && change > 0 && amount > 0 {
-                let take = change.min(amount);
-                amount -= take;
-                change -= take;
-            }
-            (t.report_name(), amount)
-        })
-        .collect()
-}
+pub use caja_shared::facts::takings_by_tender;
 
 /// Outcome of projecting one fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! client and LAN certificates ([`crate::ca`]), and the QUIC server asks every connection
 //! for a client certificate issued by it (mutual TLS).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +18,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
     KeyPair, KeyUsagePurpose,
 };
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 /// The DNS names (and IP) the server certificate is valid for.
 pub const SERVER_NAMES: &[&str] = &["caja-sync", "localhost", "127.0.0.1"];
@@ -29,51 +27,8 @@ pub const SERVER_NAMES: &[&str] = &["caja-sync", "localhost", "127.0.0.1"];
 /// Common name of the generated CA.
 pub const CA_NAME: &str = "Caja sync CA";
 
-/// Errors generating, loading or using certificates.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A certificate or key file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's reason.
-        source: std::io::Error,
-    },
-    /// A PEM file does not hold what it should.
-    #[error("{path}: not a valid PEM {what}")]
-    BadPem {
-        /// The file.
-        path: PathBuf,
-        /// What was expected ("certificate", "private key").
-        what: &'static str,
-    },
-    /// rcgen could not generate a key or certificate.
-    #[error("certificate generation: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// rustls refused the configuration.
-    #[error("tls configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// A name for a certificate is not a DNS name or IP address (or there are too many).
-    #[error("certificate names: {0}")]
-    BadName(String),
-    /// The fingerprint to pin is not 64 hex digits.
-    #[error("CA fingerprint {0:?} is not a SHA-256 in hex (64 hex digits, colons allowed)")]
-    BadFingerprint(String),
-    /// The TLS configuration cannot be used for QUIC (e.g. no TLS 1.3 suite).
-    #[error("tls configuration unusable for QUIC: {0}")]
-    Quic(String),
-}
-
-/// The ring crypto provider every rustls configuration of Caja is built with.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Lowercase hex SHA-256 of a certificate's DER bytes: what nodes pin.
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub(crate) use caja_shared::net::tls::idle_timeout;
+pub use caja_shared::net::tls::{TlsError, fingerprint, provider};
 
 /// The server's certificates and key, loaded from (or generated into) the data dir.
 pub struct TlsMaterial {
@@ -284,15 +239,6 @@ impl TlsMaterial {
         Ok(config)
     }
 }
-
-/// The idle timeout both sides use (30 s).
-pub(crate) fn idle_timeout() -> quinn::IdleTimeout {
-    // 30 000 ms is far below the VarInt limit (2^62), so the conversion cannot fail.
-    quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))
-}
-
-/// Keep-alive interval of clients (5 s).
-pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -374,9 +374,9 @@ impl TestNode {
         let task = tokio::spawn(async move { n.serve(listener, s).await });
         let staff = Staff::of(store);
         match &ticket {
-            Some(_) => caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::from_secs(60)).await?,
+            Some(_) => caja_demo::chain::wait_for_staff(&node, &staff.admin, Duration::from_secs(60)).await?,
             None => {
-                if caja_node::chain::wait_for_staff(&node, &staff.admin, Duration::ZERO)
+                if caja_demo::chain::wait_for_staff(&node, &staff.admin, Duration::ZERO)
                     .await
                     .is_err()
                 {

@@ -197,15 +197,15 @@ pub fn identity(data_dir: &Path, listen: SocketAddr, cfg: &LanTls) -> Result<Lan
 
 /// The node's HTTPS listener (the same one head office's admin API uses; a failed
 /// handshake is logged at debug).
-pub use caja_sync_server::http::https::HttpsListener as LanListener;
+pub use caja_shared::net::https::HttpsListener as LanListener;
 
 /// The rustls server configuration for an identity: TLS 1.3 and 1.2, ring, HTTP/1.1.
 ///
 /// # Errors
 /// [`LanTlsError::Rustls`] when the key does not match the certificate.
 pub fn server_config(id: &LanIdentity) -> Result<rustls::ServerConfig, LanTlsError> {
-    use caja_sync_server::tls::TlsError;
-    caja_sync_server::http::https::server_config(id.chain.clone(), id.key.clone_key()).map_err(|e| match e {
+    use caja_shared::net::tls::TlsError;
+    caja_shared::net::https::server_config(id.chain.clone(), id.key.clone_key()).map_err(|e| match e {
         TlsError::Rustls(r) => LanTlsError::Rustls(r),
         other => LanTlsError::Rustls(rustls::Error::General(other.to_string())),
     })

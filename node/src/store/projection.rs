@@ -4,8 +4,8 @@
 //! for local writes and for changes that arrive by sync, so both paths agree.
 
 use caja_shared::docs::{DocId, Product};
+use caja_shared::facts::takings_by_tender;
 use caja_shared::facts::{Fact, FactBody};
-use caja_sync_server::projection::takings_by_tender;
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use caja_shared::docs::DocId;
+use caja_shared::net::{client, wire};
 use caja_shared::protocol::Frame;
 use caja_shared::sync::{Session, SyncError};
-use caja_sync_server::{client, wire};
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -122,6 +122,17 @@ enum LinkError {
     Identity(String),
 }
 
+impl LinkError {
+    /// The server's reason when it closed the connection on purpose.
+    fn closed_by_peer(&self) -> Option<String> {
+        match self {
+            LinkError::Connection(c) => wire::closed_by_peer(c),
+            LinkError::Wire(w) => w.closed_by_peer(),
+            _ => None,
+        }
+    }
+}
+
 impl From<StoreError> for LinkError {
     fn from(e: StoreError) -> Self {
         LinkError::Store(Box::new(e))
@@ -178,12 +189,19 @@ pub async fn run(node: Node, target: SyncTarget, shutdown: CancellationToken) {
                 continue;
             }
             Err(e) => {
-                if matches!(e, LinkError::Connect(_)) {
-                    warn!(error = %e, server = %target.server, "could not connect to the sync server");
+                let why = if let Some(reason) = e.closed_by_peer() {
+                    // Head office restarting or shutting down is routine, not a fault.
+                    info!(%reason, server = %target.server, "the sync server closed the link; reconnecting");
+                    format!("the sync server closed the link: {reason}")
                 } else {
-                    warn!(error = %e, server = %target.server, "sync session ended");
-                }
-                link.update(|s| s.last_error = Some(e.to_string()));
+                    if matches!(e, LinkError::Connect(_)) {
+                        warn!(error = %e, server = %target.server, "could not connect to the sync server");
+                    } else {
+                        warn!(error = %e, server = %target.server, "sync session ended");
+                    }
+                    e.to_string()
+                };
+                link.update(|s| s.last_error = Some(why));
             }
         }
         if started.elapsed() > Duration::from_secs(30) {

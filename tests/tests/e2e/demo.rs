@@ -4,7 +4,7 @@
 //! find no difference.
 
 use anyhow::ensure;
-use caja_node::demo::{self, DemoOptions};
+use caja_demo::demo::{self, DemoOptions};
 use caja_tests::harness::TestDir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,5 +54,31 @@ async fn synthetic_demo_with_an_outage_cross_checks() -> anyhow::Result<()> {
         "{report}"
     );
     ensure!(report["operations"]["refused"] == 0, "{}", report["operations"]);
+
+    // A second run on the same data directory continues that chain: its report holds
+    // both runs' trading (the README says so).
+    let (again, second, _temp) = demo::run(&DemoOptions {
+        outage: true,
+        data_dir: Some(dir.join("chain")),
+        ..DemoOptions::default()
+    })
+    .await?;
+    again.shutdown().await;
+    let count = |r: &serde_json::Value, k: &str| r["totals"][k].as_i64().unwrap_or(-1);
+    let per_run = count(&report, "sales");
+    ensure!(per_run > 0, "{report}");
+    ensure!(
+        count(&second, "sales") == 2 * per_run,
+        "{} then {}",
+        report["totals"],
+        second["totals"]
+    );
+    ensure!(
+        count(&second, "refunds") == 2 * count(&report, "refunds"),
+        "{} then {}",
+        report["totals"],
+        second["totals"]
+    );
+    ensure!(second["operations"]["refused"] == 0, "{}", second["operations"]);
     Ok(())
 }

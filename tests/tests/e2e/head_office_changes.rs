@@ -83,7 +83,7 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
             stores: vec!["c".parse()?],
         })
         .await?;
-    caja_node::chain::wait_for_staff(&node.node, "sam", WAIT).await?;
+    caja_demo::chain::wait_for_staff(&node.node, "sam", WAIT).await?;
     let sam = node.api.fresh();
     let login = sam.login_password("sam", PASSWORD).await?;
     ensure!(

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use caja_node::demo::{self, DemoOptions};
-use caja_node::replay::plan::Format;
+use caja_demo::demo::{self, DemoOptions};
+use caja_demo::replay::plan::Format;
 use caja_sync_server::{SalesReport, Totals};
 use caja_tests::expected::{self, DayTotals, Expected};
 use caja_tests::harness::{TestDir, data_file};

@@ -1,11 +1,11 @@
 //! Frames on QUIC streams: `[u32 BE length][body]` with the body decoded by
-//! [`caja_shared::protocol::decode_body`]. Used by the server and by the node.
+//! [`crate::protocol::decode_body`]. Used by head office and by the node.
 //!
 //! The length is checked against [`protocol::MAX_FRAME_BYTES`] before anything is allocated, and
 //! frames are read one at a time, so a slow reader pushes back on its peer through QUIC
 //! flow control.
 
-use caja_shared::protocol::{self, Frame, ProtocolError};
+use crate::protocol::{self, Frame, ProtocolError};
 
 /// Errors reading or writing frames.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,35 @@ impl WireError {
             code,
             message: self.to_string(),
         })
+    }
+}
+
+/// The reason the peer gave when it closed the connection on purpose (a QUIC
+/// application close, e.g. "server shutting down" or "bye"), or `None` when the
+/// connection failed (timeout, reset) or is still open.
+pub fn closed_by_peer(e: &quinn::ConnectionError) -> Option<String> {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason).trim().to_string();
+            Some(if reason.is_empty() {
+                format!("code {}", c.error_code)
+            } else {
+                reason
+            })
+        }
+        _ => None,
+    }
+}
+
+impl WireError {
+    /// [`closed_by_peer`] for a read or write that failed because the peer closed the
+    /// connection on purpose.
+    pub fn closed_by_peer(&self) -> Option<String> {
+        match self {
+            WireError::Read(quinn::ReadError::ConnectionLost(c))
+            | WireError::Write(quinn::WriteError::ConnectionLost(c)) => closed_by_peer(c),
+            _ => None,
+        }
     }
 }
 

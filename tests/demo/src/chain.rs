@@ -27,10 +27,10 @@ use tokio_util::task::TaskTracker;
 use caja_shared::auth::secrets::{self, Secret};
 use caja_sync_server::NewUser;
 
-use crate::app::Node;
 use crate::client::NodeClient;
-use crate::config::{NodeConfig, SyncTarget};
-use crate::enroll::{self, EnrollOptions};
+use caja_node::Node;
+use caja_node::config::{NodeConfig, SyncTarget};
+use caja_node::enroll::{self, EnrollOptions};
 
 /// Credentials of one member of a store's demo staff.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -364,7 +364,7 @@ impl Chain {
                 let (p, r) = n
                     .node
                     .db()
-                    .read(|c| -> Result<(i64, i64), crate::store::StoreError> {
+                    .read(|c| -> Result<(i64, i64), caja_node::store::StoreError> {
                         Ok(c.query_row(
                             "SELECT COALESCE(SUM(acked = 0), 0), COUNT(*) FROM facts WHERE local = 1",
                             [],
@@ -411,7 +411,7 @@ pub async fn wait_for_staff(node: &Node, username: &str, timeout: Duration) -> a
         let u = username.to_string();
         let found = node
             .db()
-            .read(move |c| crate::auth::staff::by_username(c, &u))
+            .read(move |c| caja_node::auth::staff::by_username(c, &u))
             .await?
             .is_some();
         if found {
@@ -434,7 +434,7 @@ pub async fn wait_for_staff(node: &Node, username: &str, timeout: Duration) -> a
 pub async fn node_catalog_heads(node: &Node) -> anyhow::Result<Vec<String>> {
     let heads = node
         .db()
-        .read(|c| -> Result<Vec<String>, crate::store::StoreError> {
+        .read(|c| -> Result<Vec<String>, caja_node::store::StoreError> {
             let mut h: Vec<String> = caja_shared::docstore::all_heads(c)?
                 .into_iter()
                 .filter(|(d, _)| *d == DocId::Catalog)

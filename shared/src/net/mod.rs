@@ -1,4 +1,17 @@
-//! Listen addresses as operators type them.
+//! Networking both ends share: listen addresses as operators type them (here), and
+//!
+//! - [`tls`]: the crypto provider, certificate fingerprints, QUIC timeouts, [`tls::TlsError`].
+//! - [`wire`]: length-prefixed [`crate::protocol::Frame`]s on QUIC streams.
+//! - [`client`]: the node's side of the QUIC link: keys and CSRs, enrollment, the client
+//!   configuration that pins head office's CA.
+//! - [`https`]: the HTTPS listener for axum (the node's LAN API, head office's admin API).
+//!
+//! Unlike [`crate::sync`], these do I/O (tokio, quinn); the sync core stays sans-IO.
+
+pub mod client;
+pub mod https;
+pub mod tls;
+pub mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 

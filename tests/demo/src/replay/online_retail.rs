@@ -739,7 +739,7 @@ lines\",1,2010-12-01 08:00:00,1,,UK
     fn real_file_first_20000_lines() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/online-retail-2010-12-to-2011-09.csv.gz"
+            "/../../../shared/data/online-retail-2010-12-to-2011-09.csv.gz"
         );
         let file = std::fs::File::open(path).unwrap();
         let mut reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));

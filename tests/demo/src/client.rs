@@ -26,7 +26,7 @@ pub enum ClientError {
     },
     /// The pinned certificate fingerprint is malformed.
     #[error(transparent)]
-    Pin(#[from] crate::http::tls::LanTlsError),
+    Pin(#[from] caja_node::http::tls::LanTlsError),
 }
 
 struct Tokens {
@@ -62,10 +62,10 @@ impl NodeClient {
     /// [`ClientError::Pin`] for a malformed pin, [`ClientError::Http`] if the client
     /// cannot be built.
     pub fn new(base: &str, pin: Option<&str>) -> Result<NodeClient, ClientError> {
-        crate::install_crypto();
+        caja_node::install_crypto();
         let mut b = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
         if let Some(pin) = pin {
-            b = b.use_preconfigured_tls(crate::http::tls::client_config(pin)?);
+            b = b.use_preconfigured_tls(caja_node::http::tls::client_config(pin)?);
         }
         Ok(NodeClient(Arc::new(Inner {
             http: b.build()?,

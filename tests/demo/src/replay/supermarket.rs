@@ -355,7 +355,7 @@ mod tests {
     fn real_file() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/supermarket-sales-3-branches.csv"
+            "/../../../shared/data/supermarket-sales-3-branches.csv"
         );
         let p = read_plan(std::path::Path::new(path), Format::Supermarket).unwrap();
         assert_eq!(p.rows_read, 1000);

@@ -1,7 +1,7 @@
 //! `caja-bench`: the benchmarks of BENCHMARKS.md, as a program that prints figures.
 //!
 //! ```sh
-//! cargo run --release -p caja-tests --bin caja-bench -- [checkout|catchup|replay|all]
+//! cargo run --release -p caja-demo --bin caja-bench -- [checkout|catchup|replay|all]
 //! ```
 //! - `checkout`: sales at one node over HTTP at 1, 8 and 64 concurrent clients (durable
 //!   writes), throughput and p50/p99 latency; beside it, plain rusqlite inserts of the same
@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use caja_demo::chain::Chain;
+use caja_demo::client::NodeClient;
+use caja_demo::demo::{self, DemoOptions};
+use caja_demo::replay::plan::Format;
 use caja_node::auth::local::LocalUser;
-use caja_node::chain::Chain;
-use caja_node::client::NodeClient;
-use caja_node::demo::{self, DemoOptions};
-use caja_node::replay::plan::Format;
 use caja_node::{Node, NodeConfig};
 use caja_shared::auth::secrets::Secret;
 use caja_shared::docs::Product;
@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn data_file(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(name)
 }
 
 fn products(n: usize) -> Vec<Product> {

@@ -78,6 +78,9 @@ pub fn synthetic_plan() -> ReplayPlan {
         })
         .collect();
     let today = Utc::now().date_naive();
+    // Each run's sales and refunds are new trading (a second run on the same --data-dir adds
+    // to the chain's report); the opening delivery is once per store and day.
+    let run = Utc::now().timestamp_millis();
     let mut ops = Vec::new();
     for day in 0..3 {
         // The three days before today: a sale cannot be dated in the future.
@@ -126,7 +129,7 @@ pub fn synthetic_plan() -> ReplayPlan {
                 ops.push(Op::Sale {
                     store: store.clone(),
                     occurred_at: at(8 + n / 6, (n % 6) * 10),
-                    reference: format!("{store}-{date}-{n}"),
+                    reference: format!("{store}-{date}-{n}-run{run}"),
                     lines,
                     tender,
                 });
@@ -135,7 +138,7 @@ pub fn synthetic_plan() -> ReplayPlan {
                     ops.push(Op::Refund {
                         store: store.clone(),
                         occurred_at: at(8 + n / 6, (n % 6) * 10 + 5),
-                        reference: format!("{store}-{date}-r{n}"),
+                        reference: format!("{store}-{date}-r{n}-run{run}"),
                         lines: vec![OpLine {
                             sku: p.sku.clone(),
                             quantity: Decimal::ONE,
@@ -170,7 +173,7 @@ async fn node_totals(chain: &Chain) -> anyhow::Result<BTreeMap<(String, String),
         let rows = n
             .node
             .db()
-            .read(|c| -> Result<Vec<DayRow>, crate::store::StoreError> {
+            .read(|c| -> Result<Vec<DayRow>, caja_node::store::StoreError> {
                 let mut stmt = c.prepare(
                     "SELECT business_date, SUM(kind = 'sale'), SUM(kind = 'refund'),
                             COALESCE(SUM(CASE WHEN kind = 'sale' THEN total_minor END), 0),
@@ -222,26 +225,42 @@ fn print_summary(report: &Value, plan: &ReplayPlan, outcome: &DriveOutcome) {
         "{:<24} {:>7} {:>7} {:>14} {:>12} {:>14}",
         "store", "sales", "refunds", "gross", "refunded", "net"
     );
-    if let Some(stores) = report["stores"].as_object() {
-        for (store, days) in stores {
-            let (mut s, mut r, mut g, mut rf) = (0i64, 0i64, Decimal::ZERO, Decimal::ZERO);
-            for (k, d) in days.as_object().into_iter().flatten() {
-                if k == "tenders" {
-                    continue;
-                }
-                s += d["sales"].as_i64().unwrap_or(0);
-                r += d["refunds"].as_i64().unwrap_or(0);
-                g += d["gross"]
-                    .as_str()
-                    .and_then(|x| x.parse::<Decimal>().ok())
-                    .unwrap_or_default();
-                rf += d["refunded"]
-                    .as_str()
-                    .and_then(|x| x.parse::<Decimal>().ok())
-                    .unwrap_or_default();
+    // Every store of the chain, those without trading too (a replay limited with --days
+    // may leave some countries with none), so the table matches the header's count.
+    let mut quiet = 0usize;
+    for (code, _) in &plan.stores {
+        let store = code.to_string();
+        let Some(days) = report["stores"].get(&store).and_then(Value::as_object) else {
+            quiet += 1;
+            println!(
+                "{store:<24} {:>7} {:>7} {:>14} {:>12} {:>14}  (no trading)",
+                0, 0, "0", "0", "0"
+            );
+            continue;
+        };
+        let (mut s, mut r, mut g, mut rf) = (0i64, 0i64, Decimal::ZERO, Decimal::ZERO);
+        for (k, d) in days {
+            if k == "tenders" {
+                continue;
             }
-            println!("{store:<24} {s:>7} {r:>7} {g:>14} {rf:>12} {:>14}", g + rf);
+            s += d["sales"].as_i64().unwrap_or(0);
+            r += d["refunds"].as_i64().unwrap_or(0);
+            g += d["gross"]
+                .as_str()
+                .and_then(|x| x.parse::<Decimal>().ok())
+                .unwrap_or_default();
+            rf += d["refunded"]
+                .as_str()
+                .and_then(|x| x.parse::<Decimal>().ok())
+                .unwrap_or_default();
         }
+        println!("{store:<24} {s:>7} {r:>7} {g:>14} {rf:>12} {:>14}", g + rf);
+    }
+    if quiet > 0 {
+        println!(
+            "({quiet} of {} stores had no trading in the replayed days)",
+            plan.stores.len()
+        );
     }
     let t = &report["totals"];
     println!(
@@ -275,7 +294,7 @@ fn print_summary(report: &Value, plan: &ReplayPlan, outcome: &DriveOutcome) {
 /// When the chain cannot start, the file cannot be read, or the chain does not converge
 /// within 10 minutes.
 pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tempfile::TempDir>)> {
-    crate::install_crypto();
+    caja_node::install_crypto();
     let mut plan = match (&opts.orders, opts.format) {
         (Some(path), Some(format)) => {
             println!("reading {} ({format})", path.display());
@@ -372,7 +391,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
             let pending = node
                 .node
                 .db()
-                .read(|c| -> Result<i64, crate::store::StoreError> {
+                .read(|c| -> Result<i64, caja_node::store::StoreError> {
                     Ok(c.query_row(
                         "SELECT COUNT(*) FROM facts WHERE local = 1 AND acked = 0",
                         [],

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use caja_shared::pin::{self, PinMode, PinnedVerifier};
+use crate::pin::{self, PinMode, PinnedVerifier};
 use rustls::pki_types::CertificateDer;
 
-use crate::tls::{self, TlsError};
+use super::tls::{self, TlsError};
 
 /// The TLS server name nodes use; trust comes from the pinned CA, not DNS.
 pub const SERVER_NAME: &str = "caja-sync";
@@ -47,7 +47,7 @@ impl std::fmt::Debug for ClientIdentity {
 /// A private key (PEM, PKCS#8) and a certificate signing request for it (DER).
 pub struct KeyAndCsr {
     /// The private key in PEM; keep it on the node, never send it.
-    pub key_pem: caja_shared::auth::secrets::Secret,
+    pub key_pem: crate::auth::secrets::Secret,
     /// The PKCS#10 CSR (DER) to send.
     pub csr_der: Vec<u8>,
 }
@@ -64,8 +64,8 @@ pub fn node_csr() -> Result<KeyAndCsr, TlsError> {
 
 /// A fresh key and a CSR for the node's LAN (HTTPS) server certificate naming `names`
 /// (DNS names or IP addresses). The server issues the certificate for the names sent in
-/// [`caja_shared::protocol::LanRequest::names`], checked by
-/// [`crate::ca::check_lan_names`].
+/// [`crate::protocol::LanRequest::names`], checked by
+/// head office's LAN-name check.
 ///
 /// # Errors
 /// [`TlsError::Generate`] for a name that is neither a DNS name nor an IP address.
@@ -80,7 +80,7 @@ fn csr(mut params: rcgen::CertificateParams, cn: &str) -> Result<KeyAndCsr, TlsE
     params.distinguished_name = dn;
     let request = params.serialize_request(&key)?;
     Ok(KeyAndCsr {
-        key_pem: caja_shared::auth::secrets::Secret::new(key.serialize_pem()),
+        key_pem: crate::auth::secrets::Secret::new(key.serialize_pem()),
         csr_der: request.der().to_vec(),
     })
 }
@@ -91,7 +91,7 @@ impl ClientIdentity {
     ///
     /// # Errors
     /// [`TlsError::BadPem`] when the key is not a PEM private key.
-    pub fn new(certificate: Vec<u8>, key_pem: &caja_shared::auth::secrets::Secret) -> Result<Self, TlsError> {
+    pub fn new(certificate: Vec<u8>, key_pem: &crate::auth::secrets::Secret) -> Result<Self, TlsError> {
         use rustls::pki_types::pem::PemObject;
         let key =
             rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.expose().as_bytes()).map_err(|_| {
@@ -111,9 +111,9 @@ impl ClientIdentity {
 #[derive(Debug, Clone)]
 pub struct Enrollment {
     /// The node id head office assigned.
-    pub node: caja_shared::ids::NodeId,
+    pub node: crate::ids::NodeId,
     /// The store the code was issued for.
-    pub store: caja_shared::ids::StoreCode,
+    pub store: crate::ids::StoreCode,
     /// The client certificate (DER).
     pub certificate: Vec<u8>,
     /// The CA certificate (DER), whose SHA-256 is the pinned fingerprint.
@@ -164,7 +164,7 @@ pub const ENROLL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 const PIN_MISMATCH: &str = pin::MISMATCH;
 
 /// Enrolls a node: connects to `server` (`host:port`) trusting only the CA pinned by
-/// `ca_fingerprint`, without a client certificate, sends [`caja_shared::protocol::Frame::Enroll`]
+/// `ca_fingerprint`, without a client certificate, sends [`crate::protocol::Frame::Enroll`]
 /// and waits ([`ENROLL_TIMEOUT`] at most) for the certificates.
 ///
 /// # Errors
@@ -176,11 +176,11 @@ const PIN_MISMATCH: &str = pin::MISMATCH;
 pub async fn enroll(
     server: &str,
     ca_fingerprint: &str,
-    code: caja_shared::auth::secrets::Secret,
+    code: crate::auth::secrets::Secret,
     csr_der: Vec<u8>,
-    lan: Option<caja_shared::protocol::LanRequest>,
+    lan: Option<crate::protocol::LanRequest>,
 ) -> Result<Enrollment, EnrollError> {
-    use caja_shared::protocol::Frame;
+    use crate::protocol::Frame;
     let config = client_config(ca_fingerprint, None)?;
     let connect = |reason: String| EnrollError::Connect {
         server: server.to_string(),
@@ -233,11 +233,11 @@ pub async fn enroll(
             csr: csr_der,
             lan,
         };
-        crate::wire::write_frame(&mut send, &frame)
+        super::wire::write_frame(&mut send, &frame)
             .await
             .map_err(|e| EnrollError::Protocol(e.to_string()))?;
         let _ = send.finish();
-        let answer = crate::wire::read_frame(&mut recv).await;
+        let answer = super::wire::read_frame(&mut recv).await;
         conn.close(quinn::VarInt::from_u32(0), b"enrolled");
         match answer {
             Ok(Some(Frame::Enrolled {
@@ -315,7 +315,7 @@ pub fn client_config(
         Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![caja_shared::protocol::ALPN.to_vec()];
+    tls.alpn_protocols = vec![crate::protocol::ALPN.to_vec()];
     let crypto =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -338,7 +338,7 @@ mod tests {
             let e = enroll(
                 server,
                 &"ab".repeat(32),
-                caja_shared::auth::secrets::Secret::new("code"),
+                crate::auth::secrets::Secret::new("code"),
                 Vec::new(),
                 None,
             )
