@@ -194,8 +194,10 @@ pub struct EnrollArgs {
 /// User subcommands.
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Add a user to a standalone node (the node must be stopped). The password comes
-    /// from CAJA_NODE_PASSWORD or a hidden prompt, the PIN from CAJA_NODE_PIN or a prompt.
+    /// Add a user to a standalone node (the node must be stopped); on a data directory
+    /// that holds no node, it makes a new standalone node (nothing is created if the user
+    /// is refused). The password comes from CAJA_NODE_PASSWORD or a hidden prompt, the PIN
+    /// from CAJA_NODE_PIN or a prompt.
     Add(UserAddArgs),
 }
 

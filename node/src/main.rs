@@ -69,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.listen))?;
             let node = Node::open(config).await?;
             if fresh {
-                tracing::info!(
+                // A warning, as before --init existed: logs kept at `warn` still show it.
+                tracing::warn!(
                     data_dir = %node.config().data_dir.display(),
                     "no node data there: started a new, empty node (--init)"
                 );
@@ -146,6 +147,18 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
+            let user = LocalUser {
+                username: a.username,
+                display_name: a.name,
+                password,
+                pin,
+                roles: a.roles,
+            };
+            if !a.data.data_dir.join("node.sqlite").is_file() {
+                // This makes a new standalone node: check the user first, so a refused
+                // password or role leaves no empty node behind.
+                caja_node::auth::local::prepare(&user)?;
+            }
             let node = Node::open(NodeConfig {
                 data_dir: a.data.data_dir.clone(),
                 store: a.store,
@@ -154,15 +167,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
             .with_context(|| format!("opening {} (stop the node first)", a.data.data_dir.display()))?;
-            let created = node
-                .add_local_user(LocalUser {
-                    username: a.username,
-                    display_name: a.name,
-                    password,
-                    pin,
-                    roles: a.roles,
-                })
-                .await?;
+            let created = node.add_local_user(user).await?;
             println!("user {} created (id {})", created.username, created.id);
         }
         Command::LanFingerprint(a) => {

@@ -173,3 +173,26 @@ fn serve_refuses_a_data_dir_without_a_node_unless_init() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_refused_first_user_leaves_no_node_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop");
+    let out = caja_node()
+        .args(["user", "add", "owner", "--role", "admin", "--data-dir"])
+        .arg(&data)
+        .env("CAJA_NODE_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+    assert!(!data.exists(), "a refused user add created the data directory");
+    let out = caja_node()
+        .args(["user", "add", "owner", "--role", "admin", "--data-dir"])
+        .arg(&data)
+        .env("CAJA_NODE_PASSWORD", "a long owner password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(data.join("node.sqlite").is_file());
+}
