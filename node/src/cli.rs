@@ -2,6 +2,10 @@
 //! (`CAJA_NODE_*`) and default, all listed in `--help`, and how `serve`'s options become a
 //! [`NodeConfig`]. `main.rs` only dispatches.
 //!
+//! `serve`'s options are also the keys of its configuration file (`--config`, TOML, the
+//! flag's name with `_` for `-`): defaults, then the file, then the environment, then the
+//! flags; `print-default-config` prints the defaults as such a file.
+//!
 //! Secrets (enrollment codes, passwords, PINs) are never flags: they come from an
 //! environment variable or are typed at a hidden prompt, so they stay out of shell history
 //! and `ps`.
@@ -14,9 +18,11 @@ use anyhow::{Context, bail};
 use caja_shared::auth::secrets::Secret;
 use caja_shared::ids::StoreCode;
 use caja_shared::money::Currency;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::config::{AuthSettings, LanTls, Limits, NodeConfig, SyncTarget};
+use crate::config::{self, AuthSettings, ConfigError, KeyDoc, LanTls, Limits, NodeConfig, SyncTarget};
 
 /// Caja store node: sells offline, stores every fact durably, syncs with the chain.
 #[derive(Parser)]
@@ -43,7 +49,7 @@ pub enum Command {
     },
     /// Print the SHA-256 fingerprint of the node's LAN HTTPS certificate (what tills pin).
     LanFingerprint(LanArgs),
-    /// Print the default settings.
+    /// Print the default settings of `serve` as a commented TOML file for `--config`.
     PrintDefaultConfig,
 }
 
@@ -55,19 +61,33 @@ pub struct DataDir {
     pub data_dir: PathBuf,
 }
 
-/// Options of `caja-node serve`.
-#[derive(Args)]
+/// Options of `caja-node serve`, which are also the keys of its configuration file
+/// (missing keys take the defaults shown in `--help`; unknown keys are refused).
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeArgs {
-    /// Data directory.
-    #[command(flatten)]
-    pub data: DataDir,
+    /// TOML file of settings (keys: these options' names with '_' for '-'; `caja-node
+    /// print-default-config` prints one). The environment and flags override it.
+    #[arg(long, env = "CAJA_NODE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Create a new standalone node if the data directory holds none (without it, a
+    /// directory with no node is refused: an enrolled node's comes from `caja-node enroll`).
+    #[arg(long)]
+    #[serde(skip)]
+    pub init: bool,
+    /// Directory of the node's SQLite file, keys and certificates.
+    #[arg(long, env = "CAJA_NODE_DATA_DIR", default_value = "./caja-data")]
+    pub data_dir: PathBuf,
     /// REST listen address, IP:PORT or HOST:PORT (port 0 picks a free port). A non-loopback
     /// address needs --tls or --allow-plain-http.
     #[arg(long, env = "CAJA_NODE_LISTEN", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:8080")]
+    #[serde(deserialize_with = "de_listen")]
     pub listen: SocketAddr,
     /// Store code (lowercase letters, digits, '-'); default: the enrolled store, else
     /// `main`.
     #[arg(long, env = "CAJA_NODE_STORE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreCode>,
     /// Default terminal id for receipt numbers.
     #[arg(long, env = "CAJA_NODE_TERMINAL", default_value = "T1")]
@@ -78,9 +98,11 @@ pub struct ServeArgs {
     /// Sync server QUIC address (host:port); default: the one enrolled with. Without an
     /// enrollment the node runs standalone.
     #[arg(long, env = "CAJA_NODE_SERVER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// SHA-256 fingerprint of the sync server's CA; default: the one pinned at enrollment.
     #[arg(long, env = "CAJA_NODE_CA_FINGERPRINT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_fingerprint: Option<String>,
     /// Work standalone even if enrolled (no sync).
     #[arg(long, env = "CAJA_NODE_OFFLINE")]
@@ -121,9 +143,11 @@ pub struct ServeArgs {
     pub tls: bool,
     /// PEM certificate chain to serve.
     #[arg(long, env = "CAJA_NODE_TLS_CERT", requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
     #[arg(long, env = "CAJA_NODE_TLS_KEY", requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
     /// Extra DNS name or IP for a generated certificate (repeatable).
     #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
@@ -163,8 +187,10 @@ pub struct EnrollArgs {
 /// User subcommands.
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Add a user to a standalone node (the node must be stopped). The password comes
-    /// from CAJA_NODE_PASSWORD or a hidden prompt, the PIN from CAJA_NODE_PIN or a prompt.
+    /// Add a user to a standalone node (the node must be stopped); on a data directory
+    /// that holds no node, it makes a new standalone node (nothing is created if the user
+    /// is refused). The password comes from CAJA_NODE_PASSWORD or a hidden prompt, the PIN
+    /// from CAJA_NODE_PIN or a prompt.
     Add(UserAddArgs),
 }
 
@@ -199,6 +225,10 @@ pub struct UserAddArgs {
 /// Options of `caja-node lan-fingerprint`.
 #[derive(Args)]
 pub struct LanArgs {
+    /// `serve`'s TOML settings file: its data_dir, listen and lan_names apply unless given
+    /// here.
+    #[arg(long, env = "CAJA_NODE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory.
     #[command(flatten)]
     pub data: DataDir,
@@ -210,7 +240,143 @@ pub struct LanArgs {
     pub lan_names: Vec<String>,
 }
 
+impl LanArgs {
+    /// The options in force: those of `serve`'s file (`--config`), where not given in the
+    /// environment or on the command line (`matches`, of the `lan-fingerprint`
+    /// subcommand).
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
+    pub fn layered(mut self, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        if let Some(path) = &self.config {
+            let file: ServeArgs = config::read_file(path)?;
+            if !explicit(matches, "data_dir") {
+                self.data.data_dir = file.data_dir;
+            }
+            if !explicit(matches, "listen") {
+                self.listen = file.listen;
+            }
+            if !explicit(matches, "lan_names") {
+                self.lan_names = file.lan_names;
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Parses a listen address, IP:PORT or HOST:PORT, as the flags do.
+fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    caja_shared::net::parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+impl Default for ServeArgs {
+    /// The defaults `caja-node serve --help` shows (the environment is not read).
+    fn default() -> Self {
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None::<&str>));
+        // Invariant: every option has a default or is optional, and the defaults parse
+        // (`defaults_parse_and_print_as_a_file_that_reads_back` checks it).
+        #[allow(clippy::expect_used)]
+        let matches = cmd
+            .try_get_matches_from(["serve"])
+            .expect("serve's defaults parse");
+        #[allow(clippy::expect_used)]
+        ServeArgs::from_arg_matches(&matches).expect("serve's defaults parse")
+    }
+}
+
+/// Whether the option `id` was given on the command line or in the environment (rather
+/// than left at its default).
+pub fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// The comment of every option of `cmd` except `skip`, for a commented settings file:
+/// its help, then its flag and environment variable.
+pub fn key_docs(cmd: &clap::Command, skip: &[&str]) -> Vec<KeyDoc> {
+    cmd.get_arguments()
+        .filter(|a| a.get_long().is_some() && !skip.contains(&a.get_id().as_str()))
+        .map(|a| {
+            let help = a
+                .get_long_help()
+                .or(a.get_help())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let mut comment = wrap(&help, 86);
+            let mut origin = format!("flag --{}", a.get_long().unwrap_or_default());
+            if let Some(env) = a.get_env() {
+                origin.push_str(&format!(", environment {}", env.to_string_lossy()));
+            }
+            comment.push(origin);
+            let name = a
+                .get_value_names()
+                .and_then(|n| n.first())
+                .map(ToString::to_string)
+                .unwrap_or_else(|| a.get_id().as_str().to_uppercase());
+            KeyDoc {
+                key: a.get_id().as_str().to_string(),
+                comment,
+                example: format!("\"<{name}>\""),
+            }
+        })
+        .collect()
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.len() + 1 + word.len() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// `serve`'s defaults as a commented TOML file, which `--config` reads back unchanged.
+///
+/// # Errors
+/// [`ConfigError::Layer`] (a bug).
+pub fn default_config_toml() -> Result<String, ConfigError> {
+    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    config::commented_toml(
+        "caja-node serve settings (TOML), read with --config PATH or CAJA_NODE_CONFIG.\n\
+         Precedence: built-in defaults, then this file, then CAJA_NODE_* variables, then flags.\n\
+         Secrets (passwords, PINs, enrollment codes) never go here.",
+        &ServeArgs::default(),
+        &key_docs(&cmd, &["config", "init"]),
+    )
+}
+
 impl ServeArgs {
+    /// The settings in force: the defaults, then the file given with `--config`, then
+    /// the options given in the environment or on the command line (`matches`, of the
+    /// `serve` subcommand; an option left at its default does not override the file).
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
+    pub fn layered(self, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let base = match &self.config {
+            Some(path) => config::read_file(path)?,
+            None => Self::default(),
+        };
+        let mut out: Self = config::layer(&base, &self, |key| explicit(matches, key))?;
+        out.config = self.config;
+        out.init = self.init;
+        Ok(out)
+    }
+
     /// The node configuration, with the sync target and store from the data directory's
     /// enrollment unless given.
     ///
@@ -218,12 +384,12 @@ impl ServeArgs {
     /// A server or fingerprint given without an enrollment, a store that contradicts it,
     /// or settings [`NodeConfig::validate`] refuses.
     pub fn into_config(self) -> anyhow::Result<NodeConfig> {
-        let enrolled = crate::enroll::read_dir(&self.data.data_dir)
-            .with_context(|| format!("reading the enrollment of {}", self.data.data_dir.display()))?;
+        let enrolled = crate::enroll::read_dir(&self.data_dir)
+            .with_context(|| format!("reading the enrollment of {}", self.data_dir.display()))?;
         let store = match (&self.store, &enrolled) {
             (Some(s), Some(e)) if *s != e.store => bail!(
                 "{} is enrolled for store {}, not {s}",
-                self.data.data_dir.display(),
+                self.data_dir.display(),
                 e.store
             ),
             (Some(s), _) => s.clone(),
@@ -243,12 +409,12 @@ impl ServeArgs {
             }),
             (None, false) if self.server.is_some() || self.ca_fingerprint.is_some() => bail!(
                 "{} is not enrolled: run `caja-node enroll --server HOST:PORT --ca-fingerprint SHA256` with a code from head office first",
-                self.data.data_dir.display()
+                self.data_dir.display()
             ),
             (None, false) => None,
         };
         let config = NodeConfig {
-            data_dir: self.data.data_dir,
+            data_dir: self.data_dir,
             listen: self.listen,
             store,
             terminal: self.terminal,
@@ -377,5 +543,106 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert!(c.sync.is_none());
         assert_eq!(c.store.as_str(), "main");
+    }
+
+    fn layered(args: &[&str]) -> Result<ServeArgs, ConfigError> {
+        let mut all = vec!["caja-node", "serve"];
+        all.extend_from_slice(args);
+        let matches = Cli::command().try_get_matches_from(all).unwrap();
+        let Command::Serve(s) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!()
+        };
+        s.layered(matches.subcommand_matches("serve").unwrap())
+    }
+
+    #[test]
+    fn defaults_parse_and_print_as_a_file_that_reads_back() {
+        let text = default_config_toml().unwrap();
+        let back: ServeArgs = config::parse_toml(&text).unwrap();
+        assert_eq!(back, ServeArgs::default());
+        // The file read through --config gives the defaults too.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, &text).unwrap();
+        let mut from_file = layered(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(from_file.config.take(), Some(path));
+        assert_eq!(from_file, ServeArgs::default());
+        // Every option of `serve` is in it, with its comment.
+        for a in ServeArgs::augment_args(clap::Command::new("serve")).get_arguments() {
+            let id = a.get_id().as_str();
+            if ["config", "init", "help"].contains(&id) {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("\n{id} = ")) || text.contains(&format!("\n# {id} = ")),
+                "{id} missing from\n{text}"
+            );
+        }
+        assert!(
+            text.contains("# flag --listen, environment CAJA_NODE_LISTEN\nlisten = \"127.0.0.1:8080\""),
+            "{text}"
+        );
+        assert_eq!(
+            ServeArgs::default().listen,
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
+        assert_eq!(ServeArgs::default().pin_attempts, 5);
+    }
+
+    #[test]
+    fn a_file_is_overridden_only_by_options_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "listen = \"localhost:9000\"\nterminal = \"T7\"\npin_attempts = 9\nlan_names = [\"till.local\"]\ntls = true\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = layered(&["--config", p, "--terminal", "T8", "--max-body-bytes", "4096"]).unwrap();
+        assert_eq!(
+            s.listen,
+            SocketAddr::from(([127, 0, 0, 1], 9000)),
+            "file over default"
+        );
+        assert_eq!(s.terminal, "T8", "flag over file");
+        assert_eq!(s.pin_attempts, 9);
+        assert_eq!(s.max_body_bytes, 4096);
+        assert_eq!(s.lan_names, vec!["till.local"]);
+        assert!(s.tls);
+        assert_eq!(s.access_token_secs, 900, "default where neither says");
+        let c = s.into_config().unwrap();
+        assert_eq!(c.terminal, "T8");
+        assert_eq!(c.auth.pin_attempts, 9);
+        // Without a file, the options as given.
+        assert_eq!(layered(&[]).unwrap(), ServeArgs::default());
+        // A missing file is named.
+        let err = layered(&["--config", "/nonexistent/node.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/node.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_key_or_value_names_the_key_and_what_is_allowed() {
+        let err = |text: &str| config::parse_toml::<ServeArgs>(text).unwrap_err();
+        let e = err("lisen = \"127.0.0.1:1\"\n");
+        assert!(
+            e.contains("lisen") && e.contains("listen") && e.contains("pin_attempts"),
+            "{e}"
+        );
+        let e = err("pin_attempts = \"five\"\n");
+        assert!(e.contains("pin_attempts") && e.contains("u32"), "{e}");
+        let e = err("listen = \"nowhere\"\n");
+        assert!(e.contains("listen") && e.contains("nowhere"), "{e}");
+        let e = err("currency = \"XXX\"\n");
+        assert!(e.contains("currency"), "{e}");
+        let e = err("store = \"UK\"\n");
+        assert!(e.contains("store"), "{e}");
+        // --init and --config are for the command line only.
+        let e = err("init = true\n");
+        assert!(e.contains("init"), "{e}");
+        let e = err("listen = \n");
+        assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -3,11 +3,11 @@
 
 use anyhow::Context;
 use caja_node::auth::local::LocalUser;
-use caja_node::cli::{Cli, Command, UserCommand, read_secret};
+use caja_node::cli::{Cli, Command, UserCommand, default_config_toml, read_secret};
 use caja_node::enroll::{self, EnrollOptions};
 use caja_node::{Node, NodeConfig};
 use caja_shared::auth::secrets::Secret;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tokio_util::sync::CancellationToken;
 
 fn init_tracing(default: &str) {
@@ -44,21 +44,34 @@ async fn ctrl_c(token: CancellationToken) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     caja_node::install_crypto();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(a) => {
             init_tracing("info");
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .context("the serve subcommand's options")?;
+            let a = a.layered(serve_matches)?;
+            let init = a.init;
             let config = a.into_config()?;
+            let fresh = !config.data_dir.join("node.sqlite").is_file();
+            if fresh && !init {
+                // A typo in --data-dir must not pass for the store's node.
+                anyhow::bail!(
+                    "{} holds no node: check --data-dir. A new node is made by `caja-node enroll` (a store of a chain), or by `caja-node user add` or `caja-node serve --init` (a standalone node)",
+                    config.data_dir.display()
+                );
+            }
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
-            let fresh = !config.data_dir.join("node.sqlite").is_file();
             let node = Node::open(config).await?;
             if fresh {
-                // A typo in --data-dir must not pass for the store's node.
+                // A warning, as before --init existed: logs kept at `warn` still show it.
                 tracing::warn!(
                     data_dir = %node.config().data_dir.display(),
-                    "no node data there: started a new, empty node (check --data-dir if you meant an existing one)"
+                    "no node data there: started a new, empty node (--init)"
                 );
             }
             let https = node.https_config().context("setting up HTTPS (--tls)")?;
@@ -133,6 +146,18 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
+            let user = LocalUser {
+                username: a.username,
+                display_name: a.name,
+                password,
+                pin,
+                roles: a.roles,
+            };
+            if !a.data.data_dir.join("node.sqlite").is_file() {
+                // This makes a new standalone node: check the user first, so a refused
+                // password or role leaves no empty node behind.
+                caja_node::auth::local::prepare(&user)?;
+            }
             let node = Node::open(NodeConfig {
                 data_dir: a.data.data_dir.clone(),
                 store: a.store,
@@ -141,18 +166,15 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
             .with_context(|| format!("opening {} (stop the node first)", a.data.data_dir.display()))?;
-            let created = node
-                .add_local_user(LocalUser {
-                    username: a.username,
-                    display_name: a.name,
-                    password,
-                    pin,
-                    roles: a.roles,
-                })
-                .await?;
+            let created = node.add_local_user(user).await?;
             println!("user {} created (id {})", created.username, created.id);
         }
         Command::LanFingerprint(a) => {
+            let a = a.layered(
+                matches
+                    .subcommand_matches("lan-fingerprint")
+                    .context("the lan-fingerprint subcommand's options")?,
+            )?;
             let cfg = caja_node::config::LanTls {
                 enabled: true,
                 names: a.lan_names,
@@ -160,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
             };
             if !a.data.data_dir.join("node.sqlite").is_file() {
                 anyhow::bail!(
-                    "{} holds no node: check --data-dir (`caja-node serve` or `caja-node enroll` creates one)",
+                    "{} holds no node: check --data-dir (`caja-node enroll`, `caja-node user add` or `caja-node serve --init` creates one)",
                     a.data.data_dir.display()
                 );
             }
@@ -177,27 +199,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::PrintDefaultConfig => {
-            let c = NodeConfig::default();
-            println!(
-                "data_dir = {:?}\nlisten = \"{}\"\nstore = \"{}\"  # or the enrolled store\nterminal = \"{}\"\ncurrency = \"{}\"\nmax_body_bytes = {}",
-                c.data_dir, c.listen, c.store, c.terminal, c.currency, c.max_body_bytes
-            );
-            println!(
-                "access_token_secs = {}\nsession_secs = {}\npin_attempts = {}\nlockout_secs = {}\nlockout_max_secs = {}\noverride_secs = {}",
-                c.auth.access_token_ttl.as_secs(),
-                c.auth.session_ttl.as_secs(),
-                c.auth.pin_attempts,
-                c.auth.lockout.as_secs(),
-                c.auth.lockout_max.as_secs(),
-                c.auth.override_ttl.as_secs()
-            );
-            println!(
-                "logins_per_minute = {}\nrequests_per_second = {}\nrequest_timeout_secs = {}\ntls = false\nallow_plain_http = false",
-                c.limits.logins_per_minute,
-                c.limits.requests_per_second,
-                c.limits.request_timeout.as_secs()
-            );
-            println!("# server, ca_fingerprint: from `caja-node enroll` (standalone until enrolled)");
+            print!("{}", default_config_toml()?);
         }
     }
     Ok(())

@@ -91,7 +91,7 @@ async fn start(dir: &Path, client: &reqwest::Client) -> NodeProcess {
             }
         }
         let child = cmd
-            .args(["serve", "--data-dir"])
+            .args(["serve", "--init", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--requests-per-second", "100000"])
@@ -428,7 +428,7 @@ async fn lan_fingerprint_prints_what_tills_and_curl_pin() {
 
     let log = std::fs::File::create(tmp.path().join("tls.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_caja-node"))
-        .args(["serve", "--tls", "--listen", &listen, "--data-dir"])
+        .args(["serve", "--init", "--tls", "--listen", &listen, "--data-dir"])
         .arg(tmp.path().join("data"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -498,7 +498,7 @@ fn a_failed_enrollment_leaves_no_node_behind() {
 fn serve_with_unusable_tls_files_stops_before_serving() {
     let tmp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_caja-node"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls"])
+        .args(["serve", "--init", "--listen", "127.0.0.1:0", "--tls"])
         .args([
             "--tls-cert",
             "/nonexistent/lan.pem",

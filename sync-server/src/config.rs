@@ -1,11 +1,45 @@
 //! Settings of the `caja-sync` binary: flags, each with an environment variable
 //! (`CAJA_SYNC_*`) and a default, all listed in `--help`.
+//!
+//! `serve`'s options are also the keys of its configuration file (`--config`, TOML, the
+//! flag's name with `_` for `-`), in layers: built-in defaults, then the file, then the
+//! environment, then the flags. `print-default-config` prints the defaults as such a file.
+//! (The file helpers at the end mirror `caja_node::config`'s; both belong in
+//! `caja-shared`.)
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use caja_shared::money::Currency;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why the settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("reading the configuration file {}: {source}", path.display())]
+    Read {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The configuration file is not TOML, has a key that is not a setting, or a value of
+    /// the wrong kind.
+    #[error("configuration file {}: {message}", path.display())]
+    File {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// The key and what is allowed there.
+        message: String,
+    },
+    /// The settings could not be rendered or combined as TOML (a bug, not a user error).
+    #[error("combining the settings: {0}")]
+    Layer(String),
+}
 
 /// Caja sync server: QUIC hub for store nodes and admin API for head office.
 #[derive(Debug, Parser)]
@@ -16,11 +50,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The data directory option shared by every command.
+/// The data directory option of the commands that work on an existing head office.
 #[derive(Debug, Clone, Args)]
 pub struct DataDir {
-    /// Directory holding the database (caja-sync.db) and the certificates (ca.pem,
-    /// server.pem and their keys); created if missing.
+    /// Directory holding head office's database (caja-sync.db) and certificates (ca.pem,
+    /// server.pem and their keys). It must hold a head office already: `caja-sync serve
+    /// --init` or `caja-sync store add --init` creates one.
     #[arg(long, env = "CAJA_SYNC_DATA_DIR", default_value = "./caja-sync-data")]
     pub data_dir: PathBuf,
 }
@@ -29,7 +64,7 @@ pub struct DataDir {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve nodes over QUIC and the admin API over HTTP until Ctrl-C or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage stores (works with the server stopped or running).
     Store {
         /// The store command.
@@ -63,21 +98,38 @@ pub enum Command {
     },
     /// Print the SHA-256 fingerprint of the server's CA certificate (what nodes pin).
     CaFingerprint(DataDir),
+    /// Print the default settings of `serve` as a commented TOML file for `--config`.
+    PrintDefaultConfig,
 }
 
-/// Options of `caja-sync serve`.
-#[derive(Debug, Clone, Args)]
+/// Options of `caja-sync serve`, which are also the keys of its configuration file
+/// (missing keys take the defaults shown in `--help`; unknown keys are refused).
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeArgs {
-    /// Data directory.
-    #[command(flatten)]
-    pub data: DataDir,
+    /// TOML file of settings (keys: these options' names with '_' for '-'; `caja-sync
+    /// print-default-config` prints one). The environment and flags override it.
+    #[arg(long, env = "CAJA_SYNC_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Create a new head office (a new CA, no users) if the data directory holds none;
+    /// without it, a directory with no head office is refused.
+    #[arg(long)]
+    #[serde(skip)]
+    pub init: bool,
+    /// Directory holding head office's database (caja-sync.db) and certificates (ca.pem,
+    /// server.pem and their keys).
+    #[arg(long, env = "CAJA_SYNC_DATA_DIR", default_value = "./caja-sync-data")]
+    pub data_dir: PathBuf,
     /// UDP address for node connections (QUIC, ALPN caja-sync/1); port 0 picks a free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_QUIC", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7443")]
+    #[serde(deserialize_with = "de_listen")]
     pub listen_quic: SocketAddr,
     /// TCP address of the admin API, IP:PORT or HOST:PORT. Without --admin-tls it speaks
     /// plain HTTP, so a non-loopback address then needs --allow-plain-http. Port 0 picks a
     /// free one.
     #[arg(long, env = "CAJA_SYNC_LISTEN_HTTP", value_parser = caja_shared::net::parse_listen, default_value = "127.0.0.1:7080")]
+    #[serde(deserialize_with = "de_listen")]
     pub listen_http: SocketAddr,
     /// Allow the plain-HTTP admin API on a non-loopback address (passwords and tokens
     /// then cross the network unencrypted unless a TLS proxy is in front).
@@ -94,9 +146,11 @@ pub struct ServeArgs {
     pub admin_names: Vec<String>,
     /// PEM certificate chain (leaf first) for the admin API, e.g. from a public CA.
     #[arg(long, env = "CAJA_SYNC_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of --admin-tls-cert.
     #[arg(long, env = "CAJA_SYNC_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_tls_key: Option<std::path::PathBuf>,
     /// Days a node's client certificate is valid; nodes renew when a third is left.
     #[arg(long, env = "CAJA_SYNC_NODE_CERT_DAYS", default_value_t = 90)]
@@ -135,7 +189,39 @@ pub struct ServeArgs {
     pub currency: Currency,
 }
 
+impl Default for ServeArgs {
+    /// The defaults `caja-sync serve --help` shows (the environment is not read).
+    fn default() -> Self {
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None::<&str>));
+        // Invariant: every option has a default or is optional, and the defaults parse
+        // (`defaults_print_as_a_file_that_reads_back` checks it).
+        #[allow(clippy::expect_used)]
+        let matches = cmd
+            .try_get_matches_from(["serve"])
+            .expect("serve's defaults parse");
+        #[allow(clippy::expect_used)]
+        ServeArgs::from_arg_matches(&matches).expect("serve's defaults parse")
+    }
+}
+
 impl ServeArgs {
+    /// The settings in force: the defaults, then the file given with `--config`, then
+    /// the options given in the environment or on the command line (`matches`, of the
+    /// `serve` subcommand; an option left at its default does not override the file).
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
+    pub fn layered(self, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let base = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Self::default(),
+        };
+        let mut out: Self = layer(&base, &self, |key| explicit(matches, key))?;
+        out.config = self.config;
+        out.init = self.init;
+        Ok(out)
+    }
+
     /// Checks the options together: a non-loopback admin listener needs `--admin-tls` or
     /// `--allow-plain-http`; certificate options need `--admin-tls`; counts must not be
     /// zero.
@@ -232,6 +318,10 @@ pub enum StoreCommand {
         /// Hours the enrollment code stays valid (at most 720).
         #[arg(long, env = "CAJA_SYNC_CODE_TTL_HOURS", default_value_t = 24)]
         ttl_hours: u32,
+        /// Create a new head office (a new CA, no users) if the data directory holds none
+        /// (the first command of a new chain); without it, one is refused.
+        #[arg(long)]
+        init: bool,
         /// Data directory.
         #[command(flatten)]
         data: DataDir,
@@ -260,7 +350,9 @@ pub enum UserCommand {
     /// typed at a hidden prompt (or one line of stdin when it is not a terminal; never a
     /// flag, which other users could see in the process list); `--no-password` for a
     /// PIN-only user; an optional PIN from CAJA_SYNC_PIN. Refused while a server runs on
-    /// the data directory: use its admin API (POST /v1/users) then.
+    /// the data directory: use its admin API (POST /v1/users) then. The data directory
+    /// must hold a head office already (`caja-sync store add --init` or `caja-sync serve
+    /// --init` creates one).
     Add {
         /// Login name: 1-64 characters of a-z, 0-9, '.', '_' and '-'.
         username: String,
@@ -280,6 +372,149 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+}
+
+/// Parses a listen address, IP:PORT or HOST:PORT, as the flags do.
+fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    caja_shared::net::parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// Whether the option `id` was given on the command line or in the environment (rather
+/// than left at its default).
+pub fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// Reads a TOML settings file into `T`, whose missing keys take their defaults.
+///
+/// # Errors
+/// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::File`] naming the key
+/// when it is not TOML, holds a key `T` does not have (listing the ones it has) or a value
+/// of the wrong type.
+pub fn read_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_toml(&text).map_err(|message| ConfigError::File {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Parses TOML text into `T`; the error names the key path and what is allowed there.
+///
+/// # Errors
+/// A message for the user.
+pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if key == "." {
+            inner
+        } else {
+            format!("key `{key}`: {inner}")
+        }
+    })
+}
+
+/// Puts the settings given explicitly on the command line or in the environment over
+/// `base` (the defaults, or a file's settings): every key of `given` for which
+/// `explicit(key)` holds replaces `base`'s.
+///
+/// # Errors
+/// [`ConfigError::Layer`] if the settings cannot be expressed in TOML (a bug).
+pub fn layer<T: Serialize + DeserializeOwned>(
+    base: &T,
+    given: &T,
+    explicit: impl Fn(&str) -> bool,
+) -> Result<T, ConfigError> {
+    let err = |e: &dyn std::fmt::Display| ConfigError::Layer(e.to_string());
+    let mut table = toml::Table::try_from(base).map_err(|e| err(&e))?;
+    for (key, value) in toml::Table::try_from(given).map_err(|e| err(&e))? {
+        if explicit(&key) {
+            table.insert(key, value);
+        }
+    }
+    toml::Value::Table(table).try_into().map_err(|e| err(&e))
+}
+
+/// `serve`'s defaults as a commented TOML file, which `--config` reads back unchanged:
+/// each key under its `--help` text, flag and environment variable; keys without a
+/// default commented out.
+///
+/// # Errors
+/// [`ConfigError::Layer`] (a bug).
+pub fn default_config_toml() -> Result<String, ConfigError> {
+    let mut table =
+        toml::Table::try_from(ServeArgs::default()).map_err(|e| ConfigError::Layer(e.to_string()))?;
+    let mut out = String::from(
+        "# caja-sync serve settings (TOML), read with --config PATH or CAJA_SYNC_CONFIG.\n\
+         # Precedence: built-in defaults, then this file, then CAJA_SYNC_* variables, then flags.\n\
+         # Secrets (passwords, PINs) never go here.\n",
+    );
+    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    for a in cmd.get_arguments() {
+        let key = a.get_id().as_str();
+        if a.get_long().is_none() || ["config", "init"].contains(&key) {
+            continue;
+        }
+        out.push('\n');
+        let help = a
+            .get_long_help()
+            .or(a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for line in wrap(&help, 86) {
+            out.push_str(&format!("# {line}\n"));
+        }
+        let mut origin = format!("# flag --{}", a.get_long().unwrap_or_default());
+        if let Some(env) = a.get_env() {
+            origin.push_str(&format!(", environment {}", env.to_string_lossy()));
+        }
+        out.push_str(&origin);
+        out.push('\n');
+        match table.remove(key) {
+            Some(v) => out.push_str(&format!("{key} = {v}\n")),
+            None => {
+                let name = a
+                    .get_value_names()
+                    .and_then(|n| n.first())
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| key.to_uppercase());
+                out.push_str(&format!("# {key} = \"<{name}>\"\n"));
+            }
+        }
+    }
+    // Keys without a flag (none today) still go in, so the file reads back unchanged.
+    for (key, v) in table {
+        out.push_str(&format!("\n{key} = {v}\n"));
+    }
+    Ok(out)
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.len() + 1 + word.len() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -326,5 +561,65 @@ mod tests {
             Cli::try_parse_from(["caja-sync", "user", "add", "ana"]).is_err(),
             "a role is required"
         );
+    }
+
+    fn layered(args: &[&str]) -> Result<ServeArgs, ConfigError> {
+        let mut all = vec!["caja-sync", "serve"];
+        all.extend_from_slice(args);
+        let matches = Cli::command().try_get_matches_from(all).unwrap();
+        let Command::Serve(s) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!()
+        };
+        s.layered(matches.subcommand_matches("serve").unwrap())
+    }
+
+    #[test]
+    fn defaults_print_as_a_file_that_reads_back() {
+        let text = default_config_toml().unwrap();
+        let back: ServeArgs = parse_toml(&text).unwrap();
+        assert_eq!(back, ServeArgs::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hq.toml");
+        std::fs::write(&path, &text).unwrap();
+        let mut from_file = layered(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(from_file.config.take(), Some(path));
+        assert_eq!(from_file, ServeArgs::default());
+        for a in ServeArgs::augment_args(clap::Command::new("serve")).get_arguments() {
+            let id = a.get_id().as_str();
+            if ["config", "init", "help"].contains(&id) {
+                continue;
+            }
+            assert!(
+                text.contains(&format!("\n{id} = ")) || text.contains(&format!("\n# {id} = ")),
+                "{id} missing from\n{text}"
+            );
+        }
+        assert!(
+            text.contains("environment CAJA_SYNC_NODE_CERT_DAYS\nnode_cert_days = 90"),
+            "{text}"
+        );
+        assert_eq!(ServeArgs::default().listen_http.port(), 7080);
+    }
+
+    #[test]
+    fn a_file_is_overridden_only_by_options_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hq.toml");
+        std::fs::write(
+            &path,
+            "listen_quic = \"localhost:7000\"\nnode_cert_days = 30\nlogin_attempts = 7\ncurrency = \"EUR\"\n",
+        )
+        .unwrap();
+        let s = layered(&["--config", path.to_str().unwrap(), "--node-cert-days", "45"]).unwrap();
+        assert_eq!(s.listen_quic.port(), 7000, "file over default");
+        assert_eq!(s.node_cert_days, 45, "flag over file");
+        assert_eq!(s.login_attempts, 7);
+        assert_eq!(s.currency, Currency::EUR);
+        assert_eq!(s.requests_per_second, 50, "default where neither says");
+        assert!(s.validate().is_ok());
+        let err = parse_toml::<ServeArgs>("node_cert_days = -1\n").unwrap_err();
+        assert!(err.contains("node_cert_days"), "{err}");
+        let err = parse_toml::<ServeArgs>("listen_qic = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("listen_qic") && err.contains("listen_quic"), "{err}");
     }
 }

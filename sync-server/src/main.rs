@@ -5,12 +5,13 @@ use anyhow::Context;
 use caja_shared::auth::secrets::Secret;
 use caja_sync_server::config::{Cli, Command, NodeCommand, StoreCommand, UserCommand};
 use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, admin, db};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Another component may have installed it already; either way ring is the provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
@@ -25,8 +26,16 @@ fn main() -> anyhow::Result<()> {
                 // default reports a failed log write with eprintln!, which then panics.
                 .log_internal_errors(false)
                 .init();
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .context("the serve subcommand's options")?;
+            let args = args.layered(serve_matches)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(args))
+        }
+        Command::PrintDefaultConfig => {
+            print!("{}", caja_sync_server::config::default_config_toml()?);
+            Ok(())
         }
         Command::Store {
             command:
@@ -34,10 +43,13 @@ fn main() -> anyhow::Result<()> {
                     code,
                     name,
                     ttl_hours,
+                    init,
                     data,
                 },
         } => {
-            require_server_dir(&data.data_dir)?;
+            if !init {
+                existing_server_dir(&data.data_dir)?;
+            }
             let conn = open_db(&data.data_dir)?;
             db::create_store(&conn, &code, &name)?;
             caja_sync_server::audit::record(
@@ -99,7 +111,10 @@ fn main() -> anyhow::Result<()> {
                     no_password,
                     data,
                 },
-        } => user_add(&data.data_dir, username, roles, stores, name, no_password),
+        } => {
+            existing_server_dir(&data.data_dir)?;
+            user_add(&data.data_dir, username, roles, stores, name, no_password)
+        }
         Command::CaFingerprint(data) => {
             existing_server_dir(&data.data_dir)?;
             let tls = caja_sync_server::tls::TlsMaterial::load_or_create(&data.data_dir)?;
@@ -184,26 +199,13 @@ fn user_add(
     Ok(())
 }
 
-/// Says so on stderr when a command is about to create a new server data directory, so a
-/// typo in `--data-dir` does not silently hand out a code or fingerprint nothing uses.
-/// (Creating one is legitimate: head office may add stores before the first `serve`.)
-fn require_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if !dir.join("ca.pem").is_file() && !dir.join(caja_sync_server::db::DB_FILE).is_file() {
-        eprintln!(
-            "note: {} held no sync server yet; created a new one there (check --data-dir if you meant an existing server)",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// Refuses a data directory that holds no sync server, for commands that only read one or
-/// act on what is in it: a typo in `--data-dir` must not create a second head office (a
-/// new CA whose fingerprint no node trusts).
+/// Refuses a data directory that holds no sync server: a typo in `--data-dir` must not
+/// create a second head office (a new CA whose fingerprint no node trusts). Only `serve
+/// --init` and `store add --init` create one.
 fn existing_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if !dir.join(caja_sync_server::db::DB_FILE).is_file() {
         anyhow::bail!(
-            "{} holds no sync server: check --data-dir (`caja-sync store add` or `caja-sync serve` creates one)",
+            "{} holds no sync server: check --data-dir, or create a new head office there with `caja-sync serve --init` or `caja-sync store add --init`",
             dir.display()
         );
     }
@@ -212,14 +214,16 @@ fn existing_server_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
-    let fresh = !args.data.data_dir.join(caja_sync_server::db::DB_FILE).is_file();
-    let server = SyncServer::open_with(&args.data.data_dir, args.currency, args.options())
-        .with_context(|| format!("opening data dir {}", args.data.data_dir.display()))?;
+    let fresh = !args.data_dir.join(caja_sync_server::db::DB_FILE).is_file();
+    if fresh && !args.init {
+        existing_server_dir(&args.data_dir)?;
+    }
+    let server = SyncServer::open_with(&args.data_dir, args.currency, args.options())
+        .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
     if fresh {
-        // A typo in --data-dir must not pass for head office: say it is a new one.
         tracing::warn!(
-            data_dir = %args.data.data_dir.display(),
-            "no sync server there: created a new one with a new CA and no users (check --data-dir if you meant an existing one)"
+            data_dir = %args.data_dir.display(),
+            "no sync server there: created a new one with a new CA and no users (--init)"
         );
     }
     let quic = std::net::UdpSocket::bind(args.listen_quic)
@@ -244,7 +248,7 @@ async fn serve(args: caja_sync_server::config::ServeArgs) -> anyhow::Result<()> 
         http = %http.local_addr()?,
         admin_api = %format!("{scheme}://{}", http.local_addr()?),
         ca_fingerprint = %server.ca_fingerprint(),
-        data_dir = %args.data.data_dir.display(),
+        data_dir = %args.data_dir.display(),
         "caja-sync serving"
     );
     match tls {

@@ -22,7 +22,10 @@ fn run(args: &[&str], dir: &std::path::Path) -> std::process::Output {
 fn store_codes_nodes_users_and_fingerprint_work_offline() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = run(&["store", "add", "uk", "--name", "United Kingdom"], &data);
+    let out = run(
+        &["store", "add", "uk", "--name", "United Kingdom", "--init"],
+        &data,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut lines = stdout.lines();
@@ -164,6 +167,7 @@ fn serve_refuses_a_public_plain_http_listener() {
     let out = caja_sync()
         .args([
             "serve",
+            "--init",
             "--listen-quic",
             "127.0.0.1:0",
             "--listen-http",
@@ -184,6 +188,7 @@ fn serve_holds_the_data_dir_and_stops_on_sigterm() {
     let mut child = caja_sync()
         .args([
             "serve",
+            "--init",
             "--listen-quic",
             "127.0.0.1:0",
             "--listen-http",
@@ -302,6 +307,7 @@ async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
     let out = caja_sync()
         .args([
             "serve",
+            "--init",
             "--admin-tls",
             "--admin-name",
             "bad name",
@@ -325,6 +331,7 @@ async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
         let out = caja_sync()
             .args([
                 "serve",
+                "--init",
                 "--listen-quic",
                 "127.0.0.1:0",
                 "--listen-http",
@@ -342,6 +349,7 @@ async fn serve_admin_tls_speaks_https_with_a_chain_certificate_for_its_names() {
     let mut child = caja_sync()
         .args([
             "serve",
+            "--init",
             "--admin-tls",
             "--admin-name",
             "hq.example.test",
@@ -415,6 +423,7 @@ async fn serve_admin_tls_takes_a_certificate_from_files() {
         caja_sync()
             .args([
                 "serve",
+                "--init",
                 "--admin-tls",
                 "--listen-quic",
                 "127.0.0.1:0",
@@ -461,4 +470,141 @@ async fn serve_admin_tls_takes_a_certificate_from_files() {
     let r = client.get(format!("{url}/health/live")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     terminate(child);
+}
+
+#[test]
+fn a_data_dir_without_a_head_office_is_refused_unless_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("hq-typo");
+    // user add refuses (before any password check), and so does store add without --init.
+    for (args, env) in [
+        (
+            vec!["user", "add", "root", "--role", "admin"],
+            Some("a long admin password"),
+        ),
+        (vec!["user", "add", "root", "--role", "admin"], Some("short")),
+        (vec!["store", "add", "uk", "--name", "UK"], None),
+        (
+            vec![
+                "serve",
+                "--listen-quic",
+                "127.0.0.1:0",
+                "--listen-http",
+                "127.0.0.1:0",
+            ],
+            None,
+        ),
+    ] {
+        let mut cmd = caja_sync();
+        cmd.args(&args).arg("--data-dir").arg(&typo).stdin(Stdio::null());
+        if let Some(p) = env {
+            cmd.env("CAJA_SYNC_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("holds no sync server") && err.contains("--init"),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created the mistyped directory");
+    }
+    // store add --init makes one; then user add works on it.
+    let out = run(&["store", "add", "uk", "--name", "UK", "--init"], &typo);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = caja_sync()
+        .args(["user", "add", "root", "--role", "admin", "--data-dir"])
+        .arg(&typo)
+        .env("CAJA_SYNC_PASSWORD", "a long admin password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let help = String::from_utf8(
+        caja_sync()
+            .args(["ca-fingerprint", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !help.contains("created if missing") && help.contains("--init"),
+        "{help}"
+    );
+}
+
+#[test]
+fn settings_come_from_the_file_then_the_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hq.toml");
+    std::fs::write(&file, "listen_http = \"0.0.0.0:1001\"\n").unwrap();
+    let data = dir.path().join("data");
+    // A plain-HTTP admin API on a non-loopback address is refused naming the address.
+    let serve = |env: &[(&str, &str)], flags: &[&str]| {
+        let out = caja_sync()
+            .args(["serve", "--listen-quic", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(flags)
+            .env_remove("CAJA_SYNC_LISTEN_HTTP")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let f = file.to_str().unwrap();
+    let err = serve(&[], &["--config", f]);
+    assert!(err.contains("--listen-http 0.0.0.0:1001"), "{err}");
+    let err = serve(&[("CAJA_SYNC_CONFIG", f)], &[]);
+    assert!(err.contains("--listen-http 0.0.0.0:1001"), "{err}");
+    let err = serve(&[("CAJA_SYNC_LISTEN_HTTP", "0.0.0.0:1002")], &["--config", f]);
+    assert!(err.contains("--listen-http 0.0.0.0:1002"), "{err}");
+    let err = serve(
+        &[("CAJA_SYNC_LISTEN_HTTP", "0.0.0.0:1002")],
+        &["--config", f, "--listen-http", "0.0.0.0:1003"],
+    );
+    assert!(err.contains("--listen-http 0.0.0.0:1003"), "{err}");
+
+    // A wrong key or value names the key and what is allowed.
+    std::fs::write(&file, "listen_htp = \"127.0.0.1:1\"\n").unwrap();
+    let err = serve(&[], &["--config", f]);
+    assert!(
+        err.contains("hq.toml") && err.contains("listen_htp") && err.contains("`listen_http`"),
+        "{err}"
+    );
+    std::fs::write(&file, "node_cert_days = \"ninety\"\n").unwrap();
+    let err = serve(&[], &["--config", f]);
+    assert!(err.contains("node_cert_days") && err.contains("u32"), "{err}");
+    assert!(!data.exists(), "a refused start created the data directory");
+}
+
+#[test]
+fn print_default_config_is_a_file_that_config_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = caja_sync().arg("print-default-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen_quic = \"127.0.0.1:7443\""), "{text}");
+    let file = dir.path().join("hq.toml");
+    std::fs::write(&file, &text).unwrap();
+    // Accepted: what stops this start is the missing head office, not the file.
+    let out = caja_sync()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no sync server"), "{err}");
+    let help = String::from_utf8(caja_sync().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    for opt in [
+        "--config",
+        "CAJA_SYNC_CONFIG",
+        "--init",
+        "[default: 127.0.0.1:7443]",
+    ] {
+        assert!(help.contains(opt), "serve --help lacks {opt}");
+    }
 }

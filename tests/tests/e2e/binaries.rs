@@ -125,7 +125,16 @@ async fn enroll_and_serve_with_the_real_binaries() -> anyhow::Result<()> {
     let out = ok(
         &run(
             &sync,
-            &["store", "add", "shop", "--name", "The Shop", "--data-dir", hq_s],
+            &[
+                "store",
+                "add",
+                "shop",
+                "--name",
+                "The Shop",
+                "--init",
+                "--data-dir",
+                hq_s,
+            ],
             &[],
         )?,
         "store add",
