@@ -4,7 +4,8 @@
 use anyhow::Context;
 use caja_shared::auth::secrets::Secret;
 use caja_sync_server::config::{Cli, Command, NodeCommand, StoreCommand, UserCommand};
-use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, admin, db};
+use caja_sync_server::stores::{enrollment, nodes};
+use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, db};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -68,7 +69,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
             };
             println!("node\tstore\tenrolled\tcertificate expires\trevoked");
-            for n in caja_sync_server::trust::list_nodes(&conn)? {
+            for n in caja_sync_server::stores::trust::list_nodes(&conn)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     n.node,
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             existing_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
-            admin::revoke(&conn, &Actor::local(), &node)?;
+            nodes::revoke(&conn, &Actor::local(), &node)?;
             println!("node {node} revoked; a running server disconnects it within a second");
             Ok(())
         }
@@ -120,7 +121,7 @@ fn print_code(
     ttl_hours: u32,
 ) -> anyhow::Result<()> {
     let ttl = std::time::Duration::from_secs(u64::from(ttl_hours) * 3600);
-    let code = admin::issue_code(conn, &Actor::local(), store, ttl)?;
+    let code = enrollment::issue_code(conn, &Actor::local(), store, ttl)?;
     println!("{}", code.code.expose());
     println!(
         "expires {}",
@@ -172,14 +173,17 @@ fn user_add(
         other => other.with_context(|| format!("opening data dir {}", dir.display()))?,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let user = runtime.block_on(server.create_user(NewUser {
-        display_name: name.unwrap_or_else(|| username.clone()),
-        username,
-        password,
-        pin,
-        roles,
-        stores,
-    }))?;
+    let user = runtime.block_on(server.create_user(
+        &Actor::local(),
+        NewUser {
+            display_name: name.unwrap_or_else(|| username.clone()),
+            username,
+            password,
+            pin,
+            roles,
+            stores,
+        },
+    ))?;
     println!("{}", user.id);
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use caja_shared::docs::{DocId, Product};
 use caja_shared::facts::{Fact, FactBody};
-use caja_sync_server::projection::takings_by_tender;
+use caja_sync_server::reports::takings_by_tender;
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 

@@ -21,8 +21,8 @@ use super::{audit, error_frame, refuse};
 use crate::audit::NewEntry;
 use crate::ca::{self, CsrError};
 use crate::error::ServerError;
-use crate::hub::Hub;
-use crate::trust::{self, CodeRefusal};
+use crate::server::hub::Hub;
+use crate::stores::trust::{self, CodeRefusal};
 use crate::wire;
 
 /// How long the server waits for the new node to close after `Enrolled`.

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{audit, enroll, error_frame, refuse};
 use crate::audit::NewEntry;
-use crate::host::ServerHost;
-use crate::hub::Hub;
+use crate::db;
+use crate::quic::host::ServerHost;
+use crate::server::hub::Hub;
+use crate::stores::trust;
 use crate::wire::{self, WireError};
-use crate::{db, trust};
 
 /// Minimum interval between `last_contact` updates of one connection.
 const TOUCH_EVERY: Duration = Duration::from_secs(1);

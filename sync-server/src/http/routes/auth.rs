@@ -4,7 +4,7 @@
 //! Login answers the same `login-failed` problem for an unknown user, a user without a
 //! password and a wrong password, and spends one argon2 verification in each case, so
 //! neither the answer nor its timing tells whether a username exists. Wrong passwords
-//! lock the username ([`crate::lockout`]: 423 `login-locked`, audited `login.locked`),
+//! lock the username ([`crate::users::lockout`]: 423 `login-locked`, audited `login.locked`),
 //! known or not. A refresh token is single use; presenting one twice revokes its whole
 //! session (`refresh-reused`).
 
@@ -24,7 +24,8 @@ use utoipa::ToSchema;
 use crate::audit::{self, Actor, NewEntry};
 use crate::http::auth::{Principal, issue};
 use crate::http::error::{ApiError, ApiJson, Problem};
-use crate::{ServerError, SyncServer, lockout, users};
+use crate::users::{directory as users, lockout};
+use crate::{ServerError, SyncServer};
 
 /// Body of `POST /v1/auth/login`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -16,8 +16,8 @@ use caja_shared::protocol::ErrorCode;
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
-use crate::{storedoc, trust};
+use crate::server::hub::Hub;
+use crate::stores::{storedoc, trust};
 
 /// How often the database is polled.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -111,7 +111,7 @@ pub(crate) async fn run(
         for store in found.missing {
             let s = store.clone();
             match hub
-                .with_core(move |core| crate::users::create_store_doc(core, &s))
+                .with_core(move |core| crate::users::directory::create_store_doc(core, &s))
                 .await
             {
                 Ok(Ok(())) => {

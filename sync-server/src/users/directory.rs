@@ -3,7 +3,7 @@
 //!
 //! Head office owns every user. A user's row holds their argon2id hashes, roles and the
 //! stores they may work in; the same user (as a [`StaffUser`]) is written into the
-//! `store/<s>` document of exactly those stores ([`crate::storedoc`]) in the same SQLite
+//! `store/<s>` document of exactly those stores ([`crate::stores::storedoc`]) in the same SQLite
 //! transaction as the row, and removed from the documents of stores no longer listed.
 //! Custom roles go into every store's document. Hashing runs on a blocking thread before
 //! the core lock is taken.
@@ -19,11 +19,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use crate::admin::{NewUser, UserInfo, UserPatch};
 use crate::audit::{self, Actor, NewEntry};
 use crate::error::ServerError;
-use crate::hub::Core;
-use crate::storedoc;
+use crate::server::hub::Core;
+use crate::stores::storedoc;
+use crate::users::{NewUser, UserInfo, UserPatch};
 
 /// The tables this module owns. Idempotent.
 pub const SCHEMA: &str = "
@@ -345,7 +345,7 @@ const NO_STORE_NEEDS_PASSWORD: &str = "a user with no store logs in only at head
 
 /// Creates a user (see [`crate::SyncServer::create_user`]).
 pub(crate) async fn create(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     user: NewUser,
 ) -> Result<(UserInfo, Touched), ServerError> {
@@ -401,7 +401,7 @@ pub(crate) async fn create(
 
 /// Changes a user (see [`crate::SyncServer::update_user`]).
 pub(crate) async fn update(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     id: String,
     patch: UserPatch,
@@ -560,7 +560,7 @@ fn revoke_admin_sessions(
 
 /// Signs a user out everywhere (see [`crate::SyncServer::revoke_user_sessions`]).
 pub(crate) async fn revoke_sessions(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     id: String,
 ) -> Result<Touched, ServerError> {
@@ -600,7 +600,7 @@ fn all_stores(conn: &Connection) -> Result<Vec<StoreCode>, ServerError> {
 
 /// Defines or replaces a custom role (see [`crate::SyncServer::define_role`]).
 pub(crate) async fn define_role(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     name: String,
     perms: BTreeSet<Permission>,
@@ -635,7 +635,7 @@ pub(crate) async fn define_role(
 
 /// Deletes a custom role no user holds.
 pub(crate) async fn delete_role(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     name: String,
 ) -> Result<Touched, ServerError> {

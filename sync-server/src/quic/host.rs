@@ -26,8 +26,8 @@ use caja_shared::ids::{NodeId, StoreCode};
 use caja_shared::sync::{DocHost, SyncError};
 
 use crate::error::ServerError;
-use crate::hub::Core;
-use crate::projection::{self, Projected};
+use crate::reports::projection::{self, Projected};
+use crate::server::hub::Core;
 
 /// At most this many SKUs are listed in one `catalog.changed_by_node` audit entry (the
 /// count is always whole).

@@ -216,7 +216,7 @@ pub fn sales_report_of(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::projection::{Projected, project_fact};
+    use crate::reports::projection::{Projected, project_fact};
     use caja_shared::facts::{
         self, Fact, FactBody, Line, MovementReason, Refund, Sale, StockMovement, Tender, TenderKind,
     };
@@ -351,7 +351,7 @@ mod tests {
         ] {
             assert_eq!(project_fact(&conn, &b, &f).unwrap(), Projected::Inserted);
         }
-        assert_eq!(crate::projection::fact_count(&conn).unwrap(), 6);
+        assert_eq!(crate::reports::projection::fact_count(&conn).unwrap(), 6);
         conn
     }
 
@@ -411,7 +411,7 @@ mod tests {
             tender(TenderKind::Cash, Some("Cash"), 1000),
         ];
         assert_eq!(
-            crate::projection::takings_by_tender(&t, 1100),
+            crate::reports::projection::takings_by_tender(&t, 1100),
             vec![
                 ("card".to_string(), 500),
                 ("cash".to_string(), 0),

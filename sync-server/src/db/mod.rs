@@ -1,5 +1,5 @@
 //! The server's SQLite database: opening it, its own tables (stores, the facts
-//! projection, settings, and the trust tables of [`crate::trust`], `users` and
+//! projection, settings, and the trust tables of [`crate::stores::trust`], `users` and
 //! [`crate::audit`]) beside the document tables of [`caja_shared::docstore`] and the
 //! login sessions of [`caja_shared::auth::sessions`], and the store queries.
 //!
@@ -78,10 +78,10 @@ pub fn migrate(conn: &Connection) -> Result<(), ServerError> {
     docstore::migrate(conn)?;
     conn.execute_batch(SCHEMA)?;
     drop_store_tokens(conn)?;
-    conn.execute_batch(crate::trust::SCHEMA)?;
-    conn.execute_batch(crate::users::SCHEMA)?;
+    conn.execute_batch(crate::stores::trust::SCHEMA)?;
+    conn.execute_batch(crate::users::directory::SCHEMA)?;
     conn.execute_batch(crate::audit::SCHEMA)?;
-    conn.execute_batch(crate::lockout::SCHEMA)?;
+    conn.execute_batch(crate::users::lockout::SCHEMA)?;
     caja_shared::auth::sessions::migrate(conn)?;
     Ok(())
 }
@@ -131,27 +131,13 @@ pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Checks a store name: 1-200 characters, no control characters.
-///
-/// # Errors
-/// [`ServerError::Invalid`] saying what is wrong.
-pub fn validate_store_name(name: &str) -> Result<(), ServerError> {
-    let n = name.trim().chars().count();
-    if n == 0 || n > 200 || name.chars().any(char::is_control) {
-        return Err(ServerError::Invalid(format!(
-            "store name {name:?} must be 1-200 characters without control characters"
-        )));
-    }
-    Ok(())
-}
-
 /// Registers a store.
 ///
 /// # Errors
 /// [`ServerError::StoreExists`] if the code is taken, [`ServerError::Invalid`] for a bad
 /// name, [`ServerError::Sqlite`].
 pub fn create_store(conn: &Connection, code: &StoreCode, name: &str) -> Result<(), ServerError> {
-    validate_store_name(name)?;
+    crate::stores::validate_store_name(name)?;
     let inserted = conn.execute(
         "INSERT OR IGNORE INTO stores (code, name, created_at) VALUES (?1, ?2, ?3)",
         params![code.as_str(), name.trim(), now_rfc3339()],
