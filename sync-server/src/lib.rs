@@ -10,8 +10,9 @@
 //! - [`users`] holds users, custom roles and the login lockout.
 //! - [`catalog`] holds the chain catalog operations and [`validate_product`].
 //! - [`reports`] holds the projection of received facts and the chain sales report.
-//! - [`db`] holds the SQLite database: opening, migrations, the queries.
-//! - [`quic`] (crate) holds the QUIC accept loop, enrollment, sessions and the server's
+//! - [`db`] holds storage: the repository traits (`Database`) and their SQLite
+//!   implementation (opening, schema, queries).
+//! - `quic` (crate) holds the QUIC accept loop, enrollment, sessions and the server's
 //!   document host.
 //! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
 //! - [`audit`] holds the security audit log and [`Actor`], who did something.

@@ -40,13 +40,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             require_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
-            db::create_store(&conn, &code, &name)?;
-            caja_sync_server::audit::record(
-                &conn,
-                &caja_sync_server::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
-                    .store(&code)
-                    .by(&Actor::local()),
-            )?;
+            caja_sync_server::stores::register(&conn, &Actor::local(), &code, &name)?;
             print_code(&conn, &code, ttl_hours)
         }
         Command::EnrollmentCode {
@@ -69,7 +63,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
             };
             println!("node\tstore\tenrolled\tcertificate expires\trevoked");
-            for n in caja_sync_server::stores::trust::list_nodes(&conn)? {
+            for n in nodes::list(&conn)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     n.node,

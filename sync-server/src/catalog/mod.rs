@@ -58,7 +58,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::Doc`] / [`ServerError::DocStore`].
-    pub async fn products(
+    pub(crate) async fn products(
         &self,
         q: Option<String>,
         after: Option<String>,
@@ -82,7 +82,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::Doc`] / [`ServerError::DocStore`].
-    pub async fn catalog_summary(&self) -> Result<CatalogSummary, ServerError> {
+    pub(crate) async fn catalog_summary(&self) -> Result<CatalogSummary, ServerError> {
         self.hub()
             .with_core(|core| {
                 Ok(CatalogSummary {

@@ -1,178 +1,85 @@
-//! The server's SQLite database: opening it, its own tables (stores, the facts
-//! projection, settings, and the trust tables of [`crate::stores::trust`], `users` and
-//! [`crate::audit`]) beside the document tables of [`caja_shared::docstore`] and the
-//! login sessions of [`caja_shared::auth::sessions`], and the store queries.
+//! Head office's storage: every query of the server's own tables sits behind the
+//! repository traits of this module, one per domain, with a method per business
+//! operation (`StoreDb`, `TrustDb`, `UserDb`, `LockoutDb`, `FactDb`); together
+//! they are `Database`. Domain code (`crate::stores`, `crate::users`, `crate::reports`,
+//! `crate::quic`) and the admin API's handlers call these methods and never write SQL.
+//! Errors are [`DbError`].
 //!
-//! One file, `caja-sync.db` in the data dir, in WAL mode with `synchronous=FULL`: a
-//! committed transaction survives a power cut.
+//! Modules:
+//! - [`sqlite`]: the SQLite backend, the one in use: opening the data dir's database
+//!   (`caja-sync.db`, WAL, `synchronous=FULL`), the schema and its migrations, and the
+//!   traits implemented for [`rusqlite::Connection`].
+//!
+//! The methods are synchronous: the server runs them on a blocking thread with the core
+//! locked (`crate::server::hub::Hub::with_core`). They take `&self`, so a SQLite
+//! transaction (a `rusqlite::Transaction` dereferences to its `Connection`) composes
+//! several of them, and head office's automerge writes ([`caja_shared::docstore`]) join
+//! the same transaction.
+//!
+//! # Adding PostgreSQL
+//! A PostgreSQL backend is a sibling module (`db/postgres.rs`, with `postgres` or
+//! `sqlx` behind a feature) that implements these traits for its connection (or a
+//! transaction of it) with the same semantics: `create_store` reports a taken code as
+//! `Ok(false)`, `consume_code` checks and marks a code in the caller's transaction, times
+//! are Unix seconds (milliseconds for `LockoutDb`). Then:
+//! 1. `crate::server::hub::Core` holds the backend's connection instead of a
+//!    `rusqlite::Connection` (generic over `D: Database`, or a `Box<dyn ...>` per trait);
+//!    `SyncServer::open_with` picks the backend once, from the configuration, at start-up.
+//! 2. The two tables that are not ours yet follow: the document store
+//!    ([`caja_shared::docstore`]) and the admin API's sessions
+//!    ([`caja_shared::auth::sessions`]) take a `rusqlite::Connection` today and need the
+//!    same kind of trait in `caja-shared`; so does the audit log (`crate::audit`).
+//! 3. The watcher of other processes' writes (`crate::server::watch`) polls SQLite's
+//!    `PRAGMA data_version`; PostgreSQL would use `LISTEN`/`NOTIFY` instead.
+//!
+//! Handlers and the domain code do not change.
 
-use std::path::Path;
+pub mod sqlite;
 
-use caja_shared::docstore;
-use caja_shared::ids::StoreCode;
-use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use caja_shared::docstore::DocStoreError;
+use caja_shared::facts::Fact;
+use caja_shared::ids::{NodeId, StoreCode};
+use chrono::{DateTime, Utc};
 
 use crate::error::ServerError;
+use crate::stores::trust::CodeRefusal;
+use crate::users::directory::UserRow;
 
-/// File name of the database inside the data dir.
-pub const DB_FILE: &str = "caja-sync.db";
+pub use sqlite::{DB_FILE, migrate, open, setting};
 
-/// The server's own tables. Idempotent.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS settings (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS stores (
-    code         TEXT PRIMARY KEY,
-    name         TEXT NOT NULL,
-    created_at   TEXT NOT NULL,
-    last_contact TEXT
-);
-CREATE TABLE IF NOT EXISTS facts (
-    id            TEXT PRIMARY KEY,
-    store         TEXT NOT NULL,
-    business_date TEXT NOT NULL,
-    kind          TEXT NOT NULL,
-    currency      TEXT,
-    total_minor   INTEGER NOT NULL,
-    body          TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS facts_by_store_day ON facts(store, business_date);
-CREATE TABLE IF NOT EXISTS fact_tenders (
-    fact_id      TEXT NOT NULL,
-    idx          INTEGER NOT NULL,
-    name         TEXT NOT NULL,
-    amount_minor INTEGER NOT NULL,
-    PRIMARY KEY (fact_id, idx)
-);
-";
-
-/// Opens (creating if needed) the database in `data_dir` with WAL and
-/// `synchronous=FULL`, and creates the tables.
-///
-/// # Errors
-/// [`ServerError::Io`] if the directory cannot be created; [`ServerError::Sqlite`] and
-/// [`ServerError::DocStore`] if the database cannot be opened or migrated.
-pub fn open(data_dir: &Path) -> Result<Connection, ServerError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
-    // The user directory (argon2id hashes), the CA key and the sessions live here: owner only.
-    caja_shared::auth::tokens::make_private(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
-    let path = data_dir.join(DB_FILE);
-    let conn = Connection::open(&path)?;
-    caja_shared::auth::tokens::make_private(&path).map_err(|e| ServerError::io(&path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    migrate(&conn)?;
-    Ok(conn)
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The SQLite database failed (I/O, constraint, corrupt file).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The document tables failed.
+    #[error(transparent)]
+    DocStore(Box<DocStoreError>),
+    /// The data dir or the database file could not be created or made private.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
-/// Creates every table (documents and the server's own) on an open connection.
-///
-/// # Errors
-/// [`ServerError::Sqlite`] / [`ServerError::DocStore`].
-pub fn migrate(conn: &Connection) -> Result<(), ServerError> {
-    docstore::migrate(conn)?;
-    conn.execute_batch(SCHEMA)?;
-    drop_store_tokens(conn)?;
-    conn.execute_batch(crate::stores::trust::SCHEMA)?;
-    conn.execute_batch(crate::users::directory::SCHEMA)?;
-    conn.execute_batch(crate::audit::SCHEMA)?;
-    conn.execute_batch(crate::users::lockout::SCHEMA)?;
-    caja_shared::auth::sessions::migrate(conn)?;
-    Ok(())
-}
-
-/// Removes the walking skeleton's `stores.token_sha256` column from a database created
-/// before enrollment existed: nodes authenticate with client certificates now, and an old
-/// token must not keep working. SQLite (3.35+) rebuilds the table itself for
-/// `ALTER TABLE ... DROP COLUMN`, so no hand-written copy is needed.
-fn drop_store_tokens(conn: &Connection) -> Result<(), ServerError> {
-    let has_token: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('stores') WHERE name = 'token_sha256'")?
-        .exists([])?;
-    if has_token {
-        conn.execute_batch("ALTER TABLE stores DROP COLUMN token_sha256")?;
-        tracing::info!("removed the old store tokens: nodes now enroll with client certificates");
+impl From<DocStoreError> for DbError {
+    fn from(e: DocStoreError) -> Self {
+        DbError::DocStore(Box::new(e))
     }
-    Ok(())
 }
 
-/// A setting, if set.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn setting(conn: &Connection, key: &str) -> Result<Option<String>, ServerError> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| {
-            r.get(0)
-        })
-        .optional()?)
-}
-
-/// Sets a setting.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), ServerError> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-/// Current UTC time as RFC 3339 with seconds (`2024-01-01T12:00:00Z`).
-pub fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Registers a store.
-///
-/// # Errors
-/// [`ServerError::StoreExists`] if the code is taken, [`ServerError::Invalid`] for a bad
-/// name, [`ServerError::Sqlite`].
-pub fn create_store(conn: &Connection, code: &StoreCode, name: &str) -> Result<(), ServerError> {
-    crate::stores::validate_store_name(name)?;
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO stores (code, name, created_at) VALUES (?1, ?2, ?3)",
-        params![code.as_str(), name.trim(), now_rfc3339()],
-    )?;
-    if inserted == 0 {
-        return Err(ServerError::StoreExists(code.clone()));
+impl From<DbError> for ServerError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Sqlite(e) => ServerError::Sqlite(e),
+            DbError::DocStore(e) => ServerError::DocStore(e),
+            DbError::Io { path, source } => ServerError::Io { path, source },
+        }
     }
-    Ok(())
-}
-
-/// Whether a store with this code is registered.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn store_exists(conn: &Connection, code: &StoreCode) -> Result<bool, ServerError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM stores WHERE code = ?1",
-            params![code.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-}
-
-/// Records that a node of the store was heard from now.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn touch_store(conn: &Connection, code: &StoreCode) -> Result<(), ServerError> {
-    conn.execute(
-        "UPDATE stores SET last_contact = ?2 WHERE code = ?1",
-        params![code.as_str(), now_rfc3339()],
-    )?;
-    Ok(())
 }
 
 /// One registered store as listed by the admin API.
@@ -188,88 +95,349 @@ pub struct StoreRow {
     pub facts: u64,
 }
 
-/// Every registered store, by code.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn list_stores(conn: &Connection) -> Result<Vec<StoreRow>, ServerError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.code, s.name, s.last_contact,
-                (SELECT COUNT(*) FROM facts f WHERE f.store = s.code)
-         FROM stores s ORDER BY s.code",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (code, name, last, facts) = row?;
-        let Ok(code) = code.parse::<StoreCode>() else {
-            continue;
-        };
-        out.push(StoreRow {
-            code,
-            name,
-            last_contact: last
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc)),
-            facts: u64::try_from(facts).unwrap_or(0),
-        });
-    }
-    Ok(out)
+/// Settings and stores.
+pub(crate) trait StoreDb {
+    /// A setting, if set.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn setting(&self, key: &str) -> Result<Option<String>, DbError>;
+
+    /// Sets a setting.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError>;
+
+    /// Registers a store named `name` (already checked) created at `now` (RFC 3339);
+    /// `Ok(false)` if the code is taken.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn create_store(&self, code: &StoreCode, name: &str, now: &str) -> Result<bool, DbError>;
+
+    /// Whether a store with this code is registered.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn store_exists(&self, code: &StoreCode) -> Result<bool, DbError>;
+
+    /// Records that a node of the store was heard from at `now` (RFC 3339).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn touch_store(&self, code: &StoreCode, now: &str) -> Result<(), DbError>;
+
+    /// Every registered store, by code.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn list_stores(&self) -> Result<Vec<StoreRow>, DbError>;
+
+    /// The stores that have no `store/<store>` document yet, by code.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn stores_without_document(&self) -> Result<Vec<StoreCode>, DbError>;
+
+    /// Whether the document `doc_id` has anything stored.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn document_stored(&self, doc_id: &str) -> Result<bool, DbError>;
+
+    /// Whether the database answers.
+    fn ping(&self) -> bool;
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
+/// The node a client certificate was issued to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertOwner {
+    /// The node.
+    pub node: NodeId,
+    /// Its store.
+    pub store: StoreCode,
+    /// When the node was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// When this certificate expires.
+    pub not_after: i64,
+}
 
-    #[test]
-    fn stores_and_duplicates() {
-        let conn = Connection::open_in_memory().unwrap();
-        migrate(&conn).unwrap();
-        let a: StoreCode = "a".parse().unwrap();
-        create_store(&conn, &a, "Store A").unwrap();
-        assert!(matches!(
-            create_store(&conn, &a, "again"),
-            Err(ServerError::StoreExists(_))
-        ));
-        assert!(store_exists(&conn, &a).unwrap());
-        assert!(!store_exists(&conn, &"b".parse().unwrap()).unwrap());
-        touch_store(&conn, &a).unwrap();
-        let list = list_stores(&conn).unwrap();
-        assert_eq!(list.len(), 1);
-        assert!(list[0].last_contact.is_some());
-        assert!(matches!(
-            create_store(&conn, &"c".parse().unwrap(), "  "),
-            Err(ServerError::Invalid(_))
-        ));
-    }
+/// One enrolled node as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// The node.
+    pub node: NodeId,
+    /// Its store.
+    pub store: StoreCode,
+    /// When it enrolled.
+    pub enrolled_at: i64,
+    /// When its newest certificate expires.
+    pub cert_not_after: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// When it was last heard from, if ever.
+    pub last_contact: Option<i64>,
+}
 
-    #[test]
-    fn old_databases_lose_their_store_tokens() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE stores (code TEXT PRIMARY KEY, name TEXT NOT NULL, token_sha256 BLOB NOT NULL,
-                                  created_at TEXT NOT NULL, last_contact TEXT);
-             INSERT INTO stores VALUES ('uk', 'United Kingdom', x'00', '2024-01-01T00:00:00Z', NULL);",
-        )
-        .unwrap();
-        migrate(&conn).unwrap();
-        migrate(&conn).unwrap();
-        let cols: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('stores')")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(cols, ["code", "name", "created_at", "last_contact"]);
-        assert_eq!(list_stores(&conn).unwrap()[0].name, "United Kingdom");
-    }
+/// Enrollment codes, enrolled nodes and their certificates (see `crate::stores::trust`).
+/// Times are Unix seconds (UTC).
+pub(crate) trait TrustDb {
+    /// Stores the digest of a new code for `store`, valid until `expires_at`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_code(&self, digest: &str, store: &StoreCode, now: i64, expires_at: i64) -> Result<(), DbError>;
+
+    /// Checks the code with this digest and marks it used by `node`, inside the caller's
+    /// transaction; returns its store, or why it cannot be used.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn consume_code(
+        &self,
+        digest: &str,
+        node: &NodeId,
+        now: i64,
+    ) -> Result<Result<StoreCode, CodeRefusal>, DbError>;
+
+    /// Records a newly enrolled node.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_node(&self, node: &NodeId, store: &StoreCode, now: i64) -> Result<(), DbError>;
+
+    /// Records a certificate issued to `node`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_cert(&self, sha256: &str, node: &NodeId, not_after: i64, now: i64) -> Result<(), DbError>;
+
+    /// The owner of the certificate whose DER has this SHA-256 (lowercase hex); rows with
+    /// unparsable ids count as unknown.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn identify(&self, cert_sha256: &str) -> Result<Option<CertOwner>, DbError>;
+
+    /// The store of a node and when it was revoked, if the node is known.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn node(&self, node: &NodeId) -> Result<Option<(StoreCode, Option<i64>)>, DbError>;
+
+    /// Marks a node revoked (keeping the first revocation time). Returns its store, or
+    /// `None` for an unknown node.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn revoke_node(&self, node: &NodeId, now: i64) -> Result<Option<StoreCode>, DbError>;
+
+    /// Records that a node was heard from at `now`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn touch_node(&self, node: &NodeId, now: i64) -> Result<(), DbError>;
+
+    /// Every enrolled node, by enrollment time.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn list_nodes(&self) -> Result<Vec<NodeRow>, DbError>;
+
+    /// The revoked nodes among `nodes`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn revoked_among(&self, nodes: &[NodeId]) -> Result<Vec<NodeId>, DbError>;
+}
+
+/// Users and custom roles (see `crate::users::directory`).
+pub(crate) trait UserDb {
+    /// One user by id.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, DbError>;
+
+    /// One user by username.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn user_by_username(&self, username: &str) -> Result<Option<UserRow>, DbError>;
+
+    /// Every user, by username.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn all_users(&self) -> Result<Vec<UserRow>, DbError>;
+
+    /// Inserts (`insert`) or updates a user; `Ok(false)` when the username is taken
+    /// (a unique constraint).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn save_user(&self, user: &UserRow, insert: bool) -> Result<bool, DbError>;
+
+    /// The custom roles: name -> permission names.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn custom_roles(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, DbError>;
+
+    /// Defines or replaces a custom role at `now` (Unix seconds).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn put_role(&self, name: &str, permissions: &[String], now: i64) -> Result<(), DbError>;
+
+    /// Deletes a custom role.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn delete_role(&self, name: &str) -> Result<(), DbError>;
+
+    /// The families of the admin API sessions of `user` that are not revoked.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn open_session_families(&self, user: &str) -> Result<Vec<String>, DbError>;
+}
+
+/// The login lockout counters (see `crate::users::lockout`). Times are Unix milliseconds.
+pub(crate) trait LockoutDb {
+    /// When the lock on `username` ends, if one was ever set.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn lock_end(&self, username: &str) -> Result<Option<i64>, DbError>;
+
+    /// The failures and locks in a row of `username` (zeros when unknown).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn lock_counts(&self, username: &str) -> Result<(u32, u32), DbError>;
+
+    /// Saves the counters of `username` at `now_ms`, keeping a later lock end.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn save_lock(
+        &self,
+        username: &str,
+        failures: u32,
+        lockouts: u32,
+        until: i64,
+        now_ms: i64,
+    ) -> Result<(), DbError>;
+
+    /// Deletes the counters untouched since `before_ms` whose lock ended before `now_ms`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn prune_locks(&self, before_ms: i64, now_ms: i64) -> Result<(), DbError>;
+
+    /// Deletes the counters of `username`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn clear_lock(&self, username: &str) -> Result<(), DbError>;
+}
+
+/// A fact as projected for reports.
+#[derive(Debug, Clone)]
+pub(crate) struct FactRow<'a> {
+    /// The fact.
+    pub fact: &'a Fact,
+    /// Its kind (`sale`, `refund`, ...).
+    pub kind: &'static str,
+    /// Its currency code, for sales and refunds.
+    pub currency: Option<String>,
+    /// Its takings, minor units.
+    pub total_minor: i64,
+    /// Takings per tender name, minor units, in order.
+    pub tenders: Vec<(String, i64)>,
+}
+
+/// Sales or refunds of one store on one business day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DayTotal {
+    /// The store code.
+    pub store: String,
+    /// The business day, `YYYY-MM-DD`.
+    pub date: String,
+    /// `sale` or `refund`.
+    pub kind: String,
+    /// How many.
+    pub count: i64,
+    /// Their total, minor units.
+    pub sum_minor: i64,
+}
+
+/// Takings of one tender at one store on one business day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TenderTotal {
+    /// The store code.
+    pub store: String,
+    /// The business day, `YYYY-MM-DD`.
+    pub date: String,
+    /// The tender's report name.
+    pub name: String,
+    /// The total, minor units.
+    pub sum_minor: i64,
+}
+
+/// The projection of received facts (see `crate::reports`).
+pub(crate) trait FactDb {
+    /// Stores a fact's row; `Ok(false)` if it was projected before.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_fact(&self, row: &FactRow<'_>) -> Result<bool, DbError>;
+
+    /// Number of projected facts, all stores.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn fact_count(&self) -> Result<u64, DbError>;
+
+    /// The stored JSON of one projected fact.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn fact_body(&self, id: &str) -> Result<Option<String>, DbError>;
+
+    /// Sales and refunds in `currency` per store, day and kind, for business days
+    /// `from..=to` (`YYYY-MM-DD`, either optional).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn day_totals(
+        &self,
+        currency: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<DayTotal>, DbError>;
+
+    /// Takings in `currency` per store, day and tender, for business days `from..=to`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn tender_totals(
+        &self,
+        currency: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<TenderTotal>, DbError>;
+}
+
+/// Everything head office stores: what a backend implements.
+pub(crate) trait Database: StoreDb + TrustDb + UserDb + LockoutDb + FactDb {}
+
+impl<T: StoreDb + TrustDb + UserDb + LockoutDb + FactDb> Database for T {}
+
+/// Current UTC time as RFC 3339 with seconds (`2024-01-01T12:00:00Z`), as the `stores`
+/// table keeps times.
+pub(crate) fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -116,7 +116,7 @@ impl<'a> ServerHost<'a> {
             if let DocId::Ledger { store, .. } = doc {
                 for fact in docs::new_facts(am, &before, &after) {
                     match fact {
-                        Ok(f) => match projection::project_fact(&tx, store, &f)? {
+                        Ok(f) => match projection::project_fact(&*tx, store, &f)? {
                             Projected::WrongStore => tracing::warn!(
                                 doc = %doc, fact = %f.id, fact_store = %f.store,
                                 "fact belongs to another store than its ledger; not projected"

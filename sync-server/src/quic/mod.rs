@@ -39,8 +39,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::audit::NewEntry;
+use crate::db::TrustDb;
 use crate::server::hub::Hub;
-use crate::stores::trust;
 use crate::wire;
 
 /// How long a node has to open its stream and send its first frame.
@@ -249,7 +249,9 @@ async fn connection(hub: Hub, incoming: quinn::Incoming, shutdown: CancellationT
     };
 
     let sha = crate::tls::fingerprint(&cert);
-    let owner = hub.with_core(move |core| trust::identify(&core.conn, &sha)).await;
+    let owner = hub
+        .with_core(move |core| core.conn.identify(&sha).map_err(crate::ServerError::from))
+        .await;
     let owner = match owner {
         Ok(Ok(Some(o))) => o,
         Ok(Ok(None)) => {

@@ -12,6 +12,7 @@ pub mod sales;
 use chrono::NaiveDate;
 
 use crate::audit::{self, AuditEntry, AuditQuery, NewEntry};
+use crate::db::FactDb;
 use crate::error::ServerError;
 use crate::server::SyncServer;
 
@@ -38,7 +39,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::Sqlite`].
-    pub async fn sales_report_of(
+    pub(crate) async fn sales_report_of(
         &self,
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
@@ -54,9 +55,7 @@ impl SyncServer {
     /// # Errors
     /// [`ServerError::Sqlite`].
     pub async fn fact_count(&self) -> Result<u64, ServerError> {
-        self.hub()
-            .with_core(|core| projection::fact_count(&core.conn))
-            .await?
+        Ok(self.hub().with_core(|core| core.conn.fact_count()).await??)
     }
 
     /// Audit entries matching `query`, newest first.
@@ -87,7 +86,7 @@ impl SyncServer {
         let id = id.to_string();
         let body: Option<String> = self
             .hub()
-            .with_core(move |core| projection::fact_body(&core.conn, &id))
+            .with_core(move |core| core.conn.fact_body(&id))
             .await??;
         Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
     }

@@ -23,7 +23,7 @@ use caja_shared::auth::TokenKeys;
 use caja_shared::money::Currency;
 use tokio_util::sync::CancellationToken;
 
-use crate::db;
+use crate::db::{self, StoreDb};
 use crate::error::ServerError;
 use crate::server::hub::{Core, Hub};
 use crate::tls::TlsMaterial;
@@ -81,7 +81,7 @@ impl SyncServer {
         std::fs::create_dir_all(data_dir).map_err(|e| ServerError::io(data_dir, e))?;
         let lock = lock_data_dir(data_dir)?;
         let conn = db::open(data_dir)?;
-        match db::setting(&conn, "currency")? {
+        match conn.setting("currency")? {
             Some(stored) if stored != currency.code() => {
                 return Err(ServerError::CurrencyMismatch {
                     stored,
@@ -89,7 +89,7 @@ impl SyncServer {
                 });
             }
             Some(_) => {}
-            None => db::set_setting(&conn, "currency", currency.code())?,
+            None => conn.set_setting("currency", currency.code())?,
         }
         let mut core = Core::new(conn, currency)?;
         catalog::ensure(&mut core)?;
@@ -117,7 +117,7 @@ impl SyncServer {
     }
 
     /// The options the server was opened with.
-    pub fn options(&self) -> &ServerOptions {
+    pub(crate) fn options(&self) -> &ServerOptions {
         &self.0.hub.options
     }
 
@@ -129,11 +129,6 @@ impl SyncServer {
     /// Lowercase hex SHA-256 of the CA certificate DER: what a node pins.
     pub fn ca_fingerprint(&self) -> String {
         self.0.tls.ca_fingerprint()
-    }
-
-    /// The chain currency.
-    pub fn currency(&self) -> Currency {
-        self.0.currency
     }
 
     /// Serves QUIC on `quic` and the admin HTTP API on `http` until `shutdown` is
@@ -218,14 +213,8 @@ impl SyncServer {
     }
 
     /// Whether the database answers `SELECT 1`.
-    pub async fn ready(&self) -> bool {
-        matches!(
-            self.0
-                .hub
-                .with_core(|core| core.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-                .await,
-            Ok(Ok(1))
-        )
+    pub(crate) async fn ready(&self) -> bool {
+        matches!(self.0.hub.with_core(|core| core.conn.ping()).await, Ok(true))
     }
 }
 

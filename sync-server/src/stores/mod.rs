@@ -18,7 +18,7 @@ use caja_shared::docs::DocId;
 use caja_shared::ids::StoreCode;
 
 use crate::audit::Actor;
-use crate::db::StoreRow;
+use crate::db::{StoreDb, StoreRow};
 use crate::error::ServerError;
 use crate::server::SyncServer;
 
@@ -48,6 +48,40 @@ pub fn validate_store_name(name: &str) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Registers a store with a checked name on `db`.
+///
+/// # Errors
+/// [`ServerError::StoreExists`] if the code is taken, [`ServerError::Invalid`] for a bad
+/// name, [`ServerError::Sqlite`].
+pub(crate) fn register_store(db: &impl StoreDb, code: &StoreCode, name: &str) -> Result<(), ServerError> {
+    validate_store_name(name)?;
+    if !db.create_store(code, name.trim(), &crate::db::now_rfc3339())? {
+        return Err(ServerError::StoreExists(code.clone()));
+    }
+    Ok(())
+}
+
+/// Registers a store on an open database and audits it as done by `by` (`caja-sync store
+/// add` calls this with [`Actor::local`]; a running server creates the store's document
+/// within a second, `crate::server::watch`).
+///
+/// # Errors
+/// As [`register_store`].
+pub fn register(
+    conn: &rusqlite::Connection,
+    by: &Actor,
+    code: &StoreCode,
+    name: &str,
+) -> Result<(), ServerError> {
+    register_store(conn, code, name)?;
+    crate::audit::record(
+        conn,
+        &crate::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
+            .store(code)
+            .by(by),
+    )
+}
+
 impl SyncServer {
     /// Tells the sessions that the documents of `stores` changed.
     pub(crate) fn broadcast_stores(&self, stores: &[StoreCode]) {
@@ -69,13 +103,7 @@ impl SyncServer {
         let store = code.clone();
         self.hub()
             .with_core(move |core| {
-                crate::db::create_store(&core.conn, &code, &name)?;
-                crate::audit::record(
-                    &core.conn,
-                    &crate::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
-                        .store(&code)
-                        .by(&by),
-                )?;
+                register(&core.conn, &by, &code, &name)?;
                 crate::users::directory::create_store_doc(core, &code)
             })
             .await??;
@@ -89,10 +117,7 @@ impl SyncServer {
     /// # Errors
     /// [`ServerError::Sqlite`].
     pub async fn stores(&self) -> Result<Vec<StoreStatus>, ServerError> {
-        let rows = self
-            .hub()
-            .with_core(|core| crate::db::list_stores(&core.conn))
-            .await??;
+        let rows = self.hub().with_core(|core| core.conn.list_stores()).await??;
         Ok(rows
             .into_iter()
             .map(|row| StoreStatus {

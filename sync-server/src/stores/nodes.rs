@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Actor, NewEntry};
+use crate::db::TrustDb;
 use crate::error::ServerError;
 use crate::server::SyncServer;
 use crate::stores::enrollment::ts;
-use crate::stores::trust;
 
 /// An enrolled node as head office sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +34,7 @@ impl SyncServer {
     /// # Errors
     /// [`ServerError::Sqlite`].
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ServerError> {
-        let rows = self
-            .hub()
-            .with_core(|core| trust::list_nodes(&core.conn))
-            .await??;
+        let rows = self.hub().with_core(|core| core.conn.list_nodes()).await??;
         Ok(rows
             .into_iter()
             .map(|r| NodeInfo {
@@ -69,13 +66,21 @@ impl SyncServer {
     }
 }
 
+/// Every enrolled node as stored, on an open database (`caja-sync node list`).
+///
+/// # Errors
+/// [`ServerError::Sqlite`].
+pub fn list(conn: &rusqlite::Connection) -> Result<Vec<crate::db::NodeRow>, ServerError> {
+    Ok(conn.list_nodes()?)
+}
+
 /// Revokes a node on `conn` and audits it (the CLI calls this directly; a running server
 /// notices within a second and disconnects it).
 ///
 /// # Errors
 /// [`ServerError::NotFound`] for an unknown node; [`ServerError::Sqlite`].
 pub fn revoke(conn: &rusqlite::Connection, by: &Actor, node: &NodeId) -> Result<(), ServerError> {
-    let Some(store) = trust::revoke(conn, node, Utc::now().timestamp())? else {
+    let Some(store) = conn.revoke_node(node, Utc::now().timestamp())? else {
         return Err(ServerError::NotFound(format!("no enrolled node {node}")));
     };
     audit::record(

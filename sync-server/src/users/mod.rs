@@ -1,16 +1,16 @@
 //! Users and roles at head office: who may log in where, with which permissions.
 //!
 //! Modules:
-//! - [`directory`] (crate): the `users` and `roles` rows, their rules, and how users and
+//! - `directory`: the `users` and `roles` rows, their rules, and how users and
 //!   custom roles reach the store documents.
-//! - [`roles`] (crate): the custom-role operations.
-//! - [`lockout`]: the per-username lock after wrong passwords.
+//! - `roles`: the custom-role operations.
+//! - `lockout`: the per-username lock after wrong passwords.
 //!
 //! This file holds the user types callers exchange with [`SyncServer`] and its user
 //! operations; each change takes the acting [`Actor`] the audit log records.
 
 pub(crate) mod directory;
-pub mod lockout;
+pub(crate) mod lockout;
 pub(crate) mod roles;
 
 use caja_shared::auth::secrets::Secret;
@@ -131,7 +131,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::Sqlite`].
-    pub async fn user(&self, id: &str) -> Result<Option<UserInfo>, ServerError> {
+    pub(crate) async fn user(&self, id: &str) -> Result<Option<UserInfo>, ServerError> {
         let id = id.to_string();
         let row = self
             .hub()

@@ -32,7 +32,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::NotFound`]; [`ServerError::Conflict`] while a user holds it.
-    pub async fn delete_role(&self, by: &Actor, name: &str) -> Result<(), ServerError> {
+    pub(crate) async fn delete_role(&self, by: &Actor, name: &str) -> Result<(), ServerError> {
         let touched = directory::delete_role(self.hub(), by.clone(), name.to_string()).await?;
         self.broadcast_stores(&touched);
         Ok(())
@@ -42,7 +42,7 @@ impl SyncServer {
     ///
     /// # Errors
     /// [`ServerError::Sqlite`].
-    pub async fn custom_roles(&self) -> Result<BTreeMap<String, Vec<String>>, ServerError> {
+    pub(crate) async fn custom_roles(&self) -> Result<BTreeMap<String, Vec<String>>, ServerError> {
         self.hub()
             .with_core(|core| directory::custom_roles(&core.conn))
             .await?

@@ -207,7 +207,7 @@ pub async fn login(
                     let tx = core.conn.transaction()?;
                     audit::record(&tx, &entry)?;
                     let now_ms = chrono::Utc::now().timestamp_millis();
-                    let locked = lockout::failed(&tx, &name, now_ms, policy)?;
+                    let locked = lockout::failed(&*tx, &name, now_ms, policy)?;
                     if let Some(until) = locked {
                         let until_at = chrono::DateTime::from_timestamp_millis(until).unwrap_or_default();
                         audit::record(
@@ -239,7 +239,7 @@ pub async fn login(
         .with_core(move |core| -> Result<sessions::Issued, ServerError> {
             let tx = core.conn.transaction()?;
             let issued = sessions::start(&tx, &uid, &uname, "password", None, now, ttl)?;
-            lockout::succeeded(&tx, &uname)?;
+            lockout::succeeded(&*tx, &uname)?;
             audit::record(
                 &tx,
                 &NewEntry::new(
@@ -290,7 +290,7 @@ pub async fn refresh(
         .with_core(move |core| -> Result<Rotated, ServerError> {
             let tx = core.conn.transaction()?;
             let out = match sessions::rotate(&tx, token.expose(), now, ttl) {
-                Ok(issued) => match users::by_id(&tx, &issued.session.user_id)? {
+                Ok(issued) => match users::by_id(&*tx, &issued.session.user_id)? {
                     Some(u) if !u.disabled => Rotated::Ok(Box::new(issued), Box::new(u)),
                     _ => {
                         sessions::revoke(&tx, &issued.session.family, "user disabled", now)?;
