@@ -175,7 +175,7 @@ pub(crate) fn product(core: &mut Core, sku: &str) -> Result<Option<Product>, Ser
     Ok(docs::product(am, sku)?)
 }
 
-/// Most products one page of [`products`] holds.
+/// Most products one page of `SyncServer::products` holds.
 pub const MAX_PAGE: usize = 1000;
 
 /// Up to `limit` products (1..=[`MAX_PAGE`]) in SKU order, starting after the SKU `after`,

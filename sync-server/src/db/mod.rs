@@ -6,7 +6,7 @@
 //! Errors are [`DbError`].
 //!
 //! Modules:
-//! - [`sqlite`]: the SQLite backend, the one in use: opening the data dir's database
+//! - [`sqlite`] holds the SQLite backend, the one in use: opening the data dir's database
 //!   (`caja-sync.db`, WAL, `synchronous=FULL`), the schema and its migrations, and the
 //!   traits implemented for [`rusqlite::Connection`].
 //!

@@ -2,9 +2,9 @@
 //! the chain sales report built from them ([`sales`]); also the audit log's read side.
 //!
 //! Modules:
-//! - [`projection`]: facts received, as rows for reports; [`takings_by_tender`], the one
+//! - [`projection`] holds facts received, as rows for reports; [`takings_by_tender`], the one
 //!   rule for which tender a sale's takings count under.
-//! - [`sales`]: the chain sales report ([`SalesReport`]).
+//! - [`sales`] holds the chain sales report ([`SalesReport`]).
 
 pub mod projection;
 pub mod sales;

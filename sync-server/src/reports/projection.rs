@@ -4,7 +4,7 @@
 //! `fact_tenders` one row per tender of a sale or refund, by report name. A sale's cash
 //! tenders are recorded net of the change given, so a day's tenders add up to its takings.
 //! Rows are derived from the ledger documents and written in the same SQLite transaction
-//! as the document change (through [`FactDb`]); a replayed fact is harmless.
+//! as the document change (through `FactDb`); a replayed fact is harmless.
 
 use crate::db::{FactDb, FactRow};
 use crate::error::ServerError;

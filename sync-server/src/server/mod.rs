@@ -4,7 +4,7 @@
 //! `impl SyncServer` block.
 //!
 //! Modules:
-//! - [`options`]: [`ServerOptions`].
+//! - [`options`] holds [`ServerOptions`].
 //! - `hub` (crate): the shared state of a running server (database, documents, who is
 //!   connected).
 //! - `watch` (crate): the watcher of other processes' writes to the data dir.

@@ -3,9 +3,9 @@
 //! documents.
 //!
 //! Modules:
-//! - [`enrollment`]: one-time enrollment codes ([`EnrollmentCode`]).
-//! - [`nodes`]: enrolled nodes ([`NodeInfo`]) and their revocation.
-//! - [`trust`]: the rules of enrollment codes and node certificates (code alphabet,
+//! - [`enrollment`] holds one-time enrollment codes ([`EnrollmentCode`]).
+//! - [`nodes`] holds enrolled nodes ([`NodeInfo`]) and their revocation.
+//! - [`trust`] holds the rules of enrollment codes and node certificates (code alphabet,
 //!   digests, refusals).
 //! - `storedoc` (private): head office's writes to the store documents.
 
@@ -66,7 +66,7 @@ pub(crate) fn register_store(db: &impl StoreDb, code: &StoreCode, name: &str) ->
 /// within a second, `crate::server::watch`).
 ///
 /// # Errors
-/// As [`register_store`].
+/// As `register_store`.
 pub fn register(
     conn: &rusqlite::Connection,
     by: &Actor,

@@ -1,13 +1,13 @@
 //! Which nodes head office trusts: the rules of one-time enrollment codes, enrolled nodes
 //! and the client certificates issued to them. The rows are kept through
-//! [`crate::db::TrustDb`].
+//! `crate::db::TrustDb`.
 //!
 //! A code is stored only as the SHA-256 of its normalised form; it is checked and
 //! consumed in the same transaction that creates the node and records its certificates
-//! ([`consume_code`] is meant to run inside it), so two nodes racing with one code cannot
+//! (`consume_code` is meant to run inside it), so two nodes racing with one code cannot
 //! both enroll. A node is identified on every connection by the SHA-256 of the client
-//! certificate it presents ([`crate::db::TrustDb::identify`]); revoking a node ([`crate::db::TrustDb::revoke_node`]) refuses all its
-//! certificates at once.
+//! certificate it presents (`TrustDb::identify`); revoking a node
+//! (`TrustDb::revoke_node`) refuses all its certificates at once.
 //!
 //! Times are seconds since the Unix epoch (UTC).
 

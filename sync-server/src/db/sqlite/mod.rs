@@ -4,14 +4,14 @@
 //!
 //! One file, `caja-sync.db` in the data dir, in WAL mode with `synchronous=FULL`: a
 //! committed transaction survives a power cut. It holds the server's own tables (settings,
-//! stores, the facts projection, and those of [`trust`], [`users`]), the audit log's
+//! stores, the facts projection, and those of `trust` and `users`), the audit log's
 //! (`crate::audit`), the document tables of [`caja_shared::docstore`] and the admin API's
 //! sessions of [`caja_shared::auth::sessions`].
 //!
 //! Modules:
-//! - [`trust`]: enrollment codes, nodes and their certificates.
-//! - [`users`]: users, custom roles and the login lockout counters.
-//! - [`facts`]: the facts projection and the report queries.
+//! - `trust` holds enrollment codes, nodes and their certificates.
+//! - `users` holds users, custom roles and the login lockout counters.
+//! - `facts` holds the facts projection and the report queries.
 
 mod facts;
 mod trust;

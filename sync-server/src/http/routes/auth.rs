@@ -4,7 +4,7 @@
 //! Login answers the same `login-failed` problem for an unknown user, a user without a
 //! password and a wrong password, and spends one argon2 verification in each case, so
 //! neither the answer nor its timing tells whether a username exists. Wrong passwords
-//! lock the username ([`crate::users::lockout`]: 423 `login-locked`, audited `login.locked`),
+//! lock the username (`crate::users::lockout`: 423 `login-locked`, audited `login.locked`),
 //! known or not. A refresh token is single use; presenting one twice revokes its whole
 //! session (`refresh-reused`).
 
