@@ -1,55 +1,54 @@
-//! Caja sync server: the QUIC hub store nodes replicate their documents with, and the
-//! admin REST API for head office.
+//! Caja sync server ("head office"): the QUIC hub store nodes replicate their documents
+//! with, and the admin REST API. Arranged by domain, like the node.
 //!
 //! Modules:
-//! - [`admin`] holds head office's trust operations: enrollment codes, nodes, users, roles.
-//! - [`server`] holds [`SyncServer`], the entry point (open, serve, admin operations).
+//! - [`server`] holds [`SyncServer`], the entry point (open, serve), and [`ServerOptions`];
+//!   its crate-private `hub` is the shared state and `watch` notices other processes'
+//!   writes.
+//! - [`stores`] holds stores, their enrollment codes, enrolled nodes and the trust rules,
+//!   and head office's writes to the store documents.
+//! - [`users`] holds users, custom roles and the login lockout.
+//! - [`catalog`] holds the chain catalog operations and [`validate_product`].
+//! - [`reports`] holds the projection of received facts and the chain sales report.
+//! - [`db`] holds storage: the repository traits (`Database`) and their SQLite
+//!   implementation (opening, schema, queries).
+//! - `quic` (crate) holds the QUIC accept loop, enrollment, sessions and the server's
+//!   document host.
+//! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
+//! - [`audit`] holds the security audit log and [`Actor`], who did something.
 //! - [`config`] holds command-line and environment settings of the `caja-sync` binary.
 //! - [`error`] holds [`ServerError`].
 //! - [`tls`] holds the server's CA and certificate (rcgen), QUIC server TLS config.
+//! - [`ca`] holds CSR checks and the signing of node certificates.
 //! - [`client`], [`wire`]: re-exports of [`caja_shared::net`] (the node's side of the
 //!   link, frames on QUIC streams).
-//! - [`db`] holds the SQLite database: opening, stores.
-//! - [`trust`] holds enrollment codes, enrolled nodes and their certificates.
-//! - [`ca`] holds CSR checks and the signing of node certificates.
-//! - [`audit`] holds the security audit log.
-//! - `users`, `storedoc`, `watch` (private): users and roles, head office's writes to
-//!   the store documents, the watcher of other processes' writes.
-//! - [`projection`] holds facts received, as rows for reports.
-//! - [`report`] holds the chain sales report.
-//! - `hub`, `host`, `catalog`, `quic` (private): shared state, the server's document
-//!   host, catalog operations, the QUIC accept loop and sessions.
-//! - [`http`] holds the admin API (axum, problem+json, OpenAPI).
+//!
+//! Every operation that changes something takes the acting [`Actor`] the audit log
+//! records: the admin API passes the logged-in user, the CLI and in-process callers
+//! [`Actor::local`].
 
-pub mod admin;
 pub mod audit;
 pub mod ca;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
-pub mod lockout;
-pub mod projection;
-pub mod report;
+pub(crate) mod quic;
+pub mod reports;
 pub mod server;
+pub mod stores;
 pub mod tls;
-pub mod trust;
+pub mod users;
 
 // The node's side of the link and the frame codec live in caja-shared; these paths stay
 // for head office's own code.
 pub use caja_shared::net::{client, wire};
 
-mod catalog;
-mod host;
-mod hub;
-mod quic;
-mod storedoc;
-mod users;
-mod watch;
-
-pub use admin::{EnrollmentCode, NewUser, NodeInfo, ServerOptions, UserInfo, UserPatch};
 pub use audit::{Actor, AuditEntry, AuditQuery};
-pub use catalog::validate_product;
+pub use catalog::{CatalogSummary, validate_product};
 pub use error::ServerError;
-pub use report::{SalesReport, StoreReport, Totals};
-pub use server::{CatalogSummary, StoreStatus, SyncServer};
+pub use reports::{SalesReport, StoreReport, Totals};
+pub use server::{ServerOptions, SyncServer};
+pub use stores::{EnrollmentCode, NodeInfo, StoreStatus};
+pub use users::{NewUser, UserInfo, UserPatch};

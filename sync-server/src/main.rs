@@ -4,7 +4,8 @@
 use anyhow::Context;
 use caja_shared::auth::secrets::Secret;
 use caja_sync_server::config::{Cli, Command, NodeCommand, StoreCommand, UserCommand};
-use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, admin, db};
+use caja_sync_server::stores::{enrollment, nodes};
+use caja_sync_server::{Actor, NewUser, ServerError, SyncServer, db};
 use clap::{CommandFactory, FromArgMatches};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -51,13 +52,7 @@ fn main() -> anyhow::Result<()> {
                 existing_server_dir(&data.data_dir)?;
             }
             let conn = open_db(&data.data_dir)?;
-            db::create_store(&conn, &code, &name)?;
-            caja_sync_server::audit::record(
-                &conn,
-                &caja_sync_server::audit::NewEntry::new("store.created", serde_json::json!({"name": name}))
-                    .store(&code)
-                    .by(&Actor::local()),
-            )?;
+            caja_sync_server::stores::register(&conn, &Actor::local(), &code, &name)?;
             print_code(&conn, &code, ttl_hours)
         }
         Command::EnrollmentCode {
@@ -80,7 +75,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
             };
             println!("node\tstore\tenrolled\tcertificate expires\trevoked");
-            for n in caja_sync_server::trust::list_nodes(&conn)? {
+            for n in nodes::list(&conn)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     n.node,
@@ -97,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             existing_server_dir(&data.data_dir)?;
             let conn = open_db(&data.data_dir)?;
-            admin::revoke(&conn, &Actor::local(), &node)?;
+            nodes::revoke(&conn, &Actor::local(), &node)?;
             println!("node {node} revoked; a running server disconnects it within a second");
             Ok(())
         }
@@ -135,7 +130,7 @@ fn print_code(
     ttl_hours: u32,
 ) -> anyhow::Result<()> {
     let ttl = std::time::Duration::from_secs(u64::from(ttl_hours) * 3600);
-    let code = admin::issue_code(conn, &Actor::local(), store, ttl)?;
+    let code = enrollment::issue_code(conn, &Actor::local(), store, ttl)?;
     println!("{}", code.code.expose());
     println!(
         "expires {}",
@@ -187,14 +182,17 @@ fn user_add(
         other => other.with_context(|| format!("opening data dir {}", dir.display()))?,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let user = runtime.block_on(server.create_user(NewUser {
-        display_name: name.unwrap_or_else(|| username.clone()),
-        username,
-        password,
-        pin,
-        roles,
-        stores,
-    }))?;
+    let user = runtime.block_on(server.create_user(
+        &Actor::local(),
+        NewUser {
+            display_name: name.unwrap_or_else(|| username.clone()),
+            username,
+            password,
+            pin,
+            roles,
+            stores,
+        },
+    ))?;
     println!("{}", user.id);
     Ok(())
 }

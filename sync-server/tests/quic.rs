@@ -121,7 +121,10 @@ async fn an_enrolled_node_syncs_ledgers_and_gets_catalog_changes() {
         category: None,
         stock_tracked: true,
     };
-    run.server.put_products(vec![product.clone()]).await.unwrap();
+    run.server
+        .put_products(&caja_sync_server::Actor::local(), vec![product.clone()])
+        .await
+        .unwrap();
     let heads = run.server.catalog_heads().await.unwrap();
     eventually("node has the new catalog", WAIT, || async {
         node.catalog_heads() == heads
@@ -143,7 +146,10 @@ async fn enrollment_refuses_expired_reused_and_unknown_codes_and_a_wrong_pin() {
     let dir = tempfile::tempdir().unwrap();
     let run = Running::start(dir.path()).await;
     let a: caja_shared::ids::StoreCode = "a".parse().unwrap();
-    run.server.create_store(a.clone(), "A").await.unwrap();
+    run.server
+        .create_store(&caja_sync_server::Actor::local(), a.clone(), "A")
+        .await
+        .unwrap();
     let server = run.quic.to_string();
     let fp = run.server.ca_fingerprint();
     let try_code = |code: caja_shared::auth::secrets::Secret, fp: String| {
@@ -155,12 +161,12 @@ async fn enrollment_refuses_expired_reused_and_unknown_codes_and_a_wrong_pin() {
     };
     let short = run
         .server
-        .enrollment_code(&a, Duration::from_secs(1))
+        .enrollment_code(&caja_sync_server::Actor::local(), &a, Duration::from_secs(1))
         .await
         .unwrap();
     let good = run
         .server
-        .enrollment_code(&a, Duration::from_secs(3600))
+        .enrollment_code(&caja_sync_server::Actor::local(), &a, Duration::from_secs(3600))
         .await
         .unwrap();
     let secrets: Vec<String> = [&short, &good]
@@ -260,7 +266,10 @@ async fn enrollment_issues_a_lan_certificate_for_valid_names_only() {
     let dir = tempfile::tempdir().unwrap();
     let run = Running::start(dir.path()).await;
     let a: caja_shared::ids::StoreCode = "a".parse().unwrap();
-    run.server.create_store(a.clone(), "A").await.unwrap();
+    run.server
+        .create_store(&caja_sync_server::Actor::local(), a.clone(), "A")
+        .await
+        .unwrap();
     let names = vec!["till.shop.local".to_string(), "192.168.1.20".to_string()];
     let enroll_with = |names: Vec<String>| {
         let run = &run;
@@ -268,7 +277,7 @@ async fn enrollment_issues_a_lan_certificate_for_valid_names_only() {
         async move {
             let code = run
                 .server
-                .enrollment_code(&a, Duration::from_secs(60))
+                .enrollment_code(&caja_sync_server::Actor::local(), &a, Duration::from_secs(60))
                 .await
                 .unwrap();
             let lan = client::lan_csr(&["x.local".to_string()]).unwrap();
@@ -393,7 +402,10 @@ async fn other_stores_ledger_is_forbidden_logged_and_closed() {
     let dir = tempfile::tempdir().unwrap();
     let run = Running::start(dir.path()).await;
     let me = enroll(&run, "a").await;
-    run.server.create_store("b".parse().unwrap(), "B").await.unwrap();
+    run.server
+        .create_store(&caja_sync_server::Actor::local(), "b".parse().unwrap(), "B")
+        .await
+        .unwrap();
     let ep = me.endpoint(&run);
     let (conn, mut send, mut recv) = connect(&ep, run.quic).await;
     wire::write_frame(&mut send, &me.hello()).await.unwrap();
@@ -475,7 +487,10 @@ async fn revocation_disconnects_at_once_and_refuses_reconnects() {
     let node = Node::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     let started = Instant::now();
-    run.server.revoke_node(me.node).await.unwrap();
+    run.server
+        .revoke_node(&caja_sync_server::Actor::local(), me.node)
+        .await
+        .unwrap();
     assert_eq!(close_code(&node.conn).await, Some(ErrorCode::Unauthorized as u64));
     assert!(
         started.elapsed() < Duration::from_secs(1),

@@ -89,14 +89,17 @@ async fn no_secret_reaches_the_logs_and_logins_are_rate_limited() {
 
     let root_password = "root password 123";
     run.server
-        .create_user(NewUser {
-            username: "root".into(),
-            display_name: "Root".into(),
-            password: Some(Secret::new(root_password)),
-            pin: None,
-            roles: vec!["admin".into()],
-            stores: vec![],
-        })
+        .create_user(
+            &caja_sync_server::Actor::local(),
+            NewUser {
+                username: "root".into(),
+                display_name: "Root".into(),
+                password: Some(Secret::new(root_password)),
+                pin: None,
+                roles: vec!["admin".into()],
+                stores: vec![],
+            },
+        )
         .await
         .unwrap();
     secrets.push(root_password.into());

@@ -29,14 +29,17 @@ async fn users_and_roles_reach_exactly_their_stores() {
     let dir = tempfile::tempdir().unwrap();
     let run = Running::start(dir.path()).await;
     for s in ["a", "b", "c"] {
-        run.server.create_store(s.parse().unwrap(), s).await.unwrap();
+        run.server
+            .create_store(&caja_sync_server::Actor::local(), s.parse().unwrap(), s)
+            .await
+            .unwrap();
     }
     let me = enroll(&run, "a").await;
     let node = Node::start(&run, &me, MemHost::default()).await;
 
     let ana = run
         .server
-        .create_user(new_user("ana", &["a", "b"]))
+        .create_user(&caja_sync_server::Actor::local(), new_user("ana", &["a", "b"]))
         .await
         .unwrap();
     assert!(ana.has_password && ana.has_pin);
@@ -74,7 +77,10 @@ async fn users_and_roles_reach_exactly_their_stores() {
         roles: Some(vec!["manager".into()]),
         ..UserPatch::default()
     };
-    run.server.update_user(&ana.id, patch).await.unwrap();
+    run.server
+        .update_user(&caja_sync_server::Actor::local(), &ana.id, patch)
+        .await
+        .unwrap();
     assert!(
         staff(dir.path(), "b").is_empty(),
         "removed from the store she left"
@@ -84,14 +90,26 @@ async fn users_and_roles_reach_exactly_their_stores() {
         disabled: Some(true),
         ..UserPatch::default()
     };
-    assert!(run.server.update_user(&ana.id, disable).await.unwrap().disabled);
+    assert!(
+        run.server
+            .update_user(&caja_sync_server::Actor::local(), &ana.id, disable)
+            .await
+            .unwrap()
+            .disabled
+    );
     assert!(staff(dir.path(), "a")[0].disabled && staff(dir.path(), "c")[0].disabled);
-    run.server.revoke_user_sessions(&ana.id).await.unwrap();
+    run.server
+        .revoke_user_sessions(&caja_sync_server::Actor::local(), &ana.id)
+        .await
+        .unwrap();
     assert!(staff(dir.path(), "a")[0].sessions_valid_after > 0);
 
     // A custom role reaches every store, and can then be granted.
     let perms: BTreeSet<Permission> = [Permission::ReportRead].into();
-    run.server.define_role("auditor", perms).await.unwrap();
+    run.server
+        .define_role(&caja_sync_server::Actor::local(), "auditor", perms)
+        .await
+        .unwrap();
     for s in ["a", "b", "c"] {
         let d = stored_store_doc(dir.path(), s).unwrap();
         assert_eq!(
@@ -101,9 +119,15 @@ async fn users_and_roles_reach_exactly_their_stores() {
     }
     let mut bo = new_user("bo", &["b"]);
     bo.roles = vec!["auditor".into()];
-    run.server.create_user(bo).await.unwrap();
+    run.server
+        .create_user(&caja_sync_server::Actor::local(), bo)
+        .await
+        .unwrap();
     // A store created later gets the custom roles and no users.
-    run.server.create_store("d".parse().unwrap(), "D").await.unwrap();
+    run.server
+        .create_store(&caja_sync_server::Actor::local(), "d".parse().unwrap(), "D")
+        .await
+        .unwrap();
     let d = stored_store_doc(dir.path(), "d").unwrap();
     assert!(
         caja_shared::docs::store::roles(&d)
@@ -138,7 +162,10 @@ async fn users_and_roles_reach_exactly_their_stores() {
 async fn bad_users_and_roles_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let run = Running::start(dir.path()).await;
-    run.server.create_store("a".parse().unwrap(), "A").await.unwrap();
+    run.server
+        .create_store(&caja_sync_server::Actor::local(), "a".parse().unwrap(), "A")
+        .await
+        .unwrap();
     fn field<T: std::fmt::Debug>(r: Result<T, ServerError>) -> &'static str {
         match r {
             Err(ServerError::InvalidField { field, .. }) => field,
@@ -168,19 +195,29 @@ async fn bad_users_and_roles_are_refused_naming_the_field() {
     for (expected, change) in cases {
         let mut u = new_user("ana", &["a"]);
         change(&mut u);
-        assert_eq!(field(run.server.create_user(u).await), expected);
+        assert_eq!(
+            field(run.server.create_user(&caja_sync_server::Actor::local(), u).await),
+            expected
+        );
     }
     assert!(
         run.server.users().await.unwrap().is_empty(),
         "nothing was created"
     );
-    run.server.create_user(new_user("ana", &["a"])).await.unwrap();
+    run.server
+        .create_user(&caja_sync_server::Actor::local(), new_user("ana", &["a"]))
+        .await
+        .unwrap();
     assert!(matches!(
-        run.server.create_user(new_user("ana", &[])).await,
+        run.server
+            .create_user(&caja_sync_server::Actor::local(), new_user("ana", &[]))
+            .await,
         Err(ServerError::Conflict(_))
     ));
     assert!(matches!(
-        run.server.update_user("nope", UserPatch::default()).await,
+        run.server
+            .update_user(&caja_sync_server::Actor::local(), "nope", UserPatch::default())
+            .await,
         Err(ServerError::NotFound(_))
     ));
     let ana = run.server.users().await.unwrap()[0].id.clone();
@@ -189,9 +226,23 @@ async fn bad_users_and_roles_are_refused_naming_the_field() {
         remove_pin: true,
         ..UserPatch::default()
     };
-    assert_eq!(field(run.server.update_user(&ana, both).await), "pin");
+    assert_eq!(
+        field(
+            run.server
+                .update_user(&caja_sync_server::Actor::local(), &ana, both)
+                .await
+        ),
+        "pin"
+    );
     for bad in ["admin", "Bad Role", ""] {
-        assert_eq!(field(run.server.define_role(bad, BTreeSet::new()).await), "name");
+        assert_eq!(
+            field(
+                run.server
+                    .define_role(&caja_sync_server::Actor::local(), bad, BTreeSet::new())
+                    .await
+            ),
+            "name"
+        );
     }
     run.stop().await;
 }

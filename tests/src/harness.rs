@@ -181,7 +181,7 @@ impl TestServer {
     pub async fn create_store(&self, code: &str, name: &str) -> anyhow::Result<Ticket> {
         let store: caja_shared::ids::StoreCode = code.parse().context("store code")?;
         let s = self.server();
-        s.create_store(store.clone(), name)
+        s.create_store(&caja_sync_server::Actor::local(), store.clone(), name)
             .await
             .with_context(|| format!("creating store {code}"))?;
         let staff = Staff::of(code);
@@ -190,19 +190,26 @@ impl TestServer {
             (&staff.manager, "manager", true),
             (&staff.cashier, "cashier", false),
         ] {
-            s.create_user(NewUser {
-                username: user.clone(),
-                display_name: format!("{role} of {name}"),
-                password: password.then(|| Secret::new(PASSWORD)),
-                pin: Some(Secret::new(pin_of(role))),
-                roles: vec![role.into()],
-                stores: vec![store.clone()],
-            })
+            s.create_user(
+                &caja_sync_server::Actor::local(),
+                NewUser {
+                    username: user.clone(),
+                    display_name: format!("{role} of {name}"),
+                    password: password.then(|| Secret::new(PASSWORD)),
+                    pin: Some(Secret::new(pin_of(role))),
+                    roles: vec![role.into()],
+                    stores: vec![store.clone()],
+                },
+            )
             .await
             .with_context(|| format!("creating {user}"))?;
         }
         let enrollment = s
-            .enrollment_code(&store, Duration::from_secs(3600))
+            .enrollment_code(
+                &caja_sync_server::Actor::local(),
+                &store,
+                Duration::from_secs(3600),
+            )
             .await
             .with_context(|| format!("issuing an enrollment code for {code}"))?;
         Ok(Ticket {

@@ -28,7 +28,8 @@ use caja_shared::auth::{Permission, TokenError};
 use super::access::Access;
 use super::error::ApiError;
 use crate::audit::Actor;
-use crate::{ServerError, SyncServer, users};
+use crate::users::directory as users;
+use crate::{ServerError, SyncServer};
 
 /// The issuer of the admin API's tokens.
 pub const ISSUER: &str = "caja-sync";

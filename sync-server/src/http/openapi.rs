@@ -7,7 +7,7 @@ use crate::http::error::Problem;
 use crate::http::routes::{
     audit, auth, catalog, facts, health, nodes, products, reports, roles, stores, users,
 };
-use crate::report::{SalesReport, StoreReport, Totals};
+use crate::reports::{SalesReport, StoreReport, Totals};
 
 /// The admin API's OpenAPI description.
 #[derive(OpenApi)]

@@ -60,14 +60,17 @@ async fn app() -> App {
 impl App {
     async fn user(&self, name: &str, roles: &[&str]) -> String {
         self.server
-            .create_user(NewUser {
-                username: name.into(),
-                display_name: name.into(),
-                password: Some(Secret::new(PASSWORD)),
-                pin: None,
-                roles: roles.iter().map(|r| r.to_string()).collect(),
-                stores: vec![],
-            })
+            .create_user(
+                &crate::Actor::local(),
+                NewUser {
+                    username: name.into(),
+                    display_name: name.into(),
+                    password: Some(Secret::new(PASSWORD)),
+                    pin: None,
+                    roles: roles.iter().map(|r| r.to_string()).collect(),
+                    stores: vec![],
+                },
+            )
             .await
             .unwrap()
             .id
@@ -593,7 +596,7 @@ fn concrete(path: &str) -> String {
 async fn permission_matrix_from_the_route_table() {
     let app = app().await;
     app.server
-        .define_role("auditor", [Permission::ReportRead].into())
+        .define_role(&crate::Actor::local(), "auditor", [Permission::ReportRead].into())
         .await
         .unwrap();
     let mut principals: Vec<(&str, Option<BTreeSet<Permission>>)> = vec![("anonymous", None)];
@@ -938,6 +941,7 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     // A role taken away works at once, without a new login.
     app.server
         .update_user(
+            &crate::Actor::local(),
             &id,
             UserPatch {
                 roles: Some(vec!["cashier".into()]),
@@ -952,6 +956,7 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     // A role given needs a new login (the token carries the roles it was issued with).
     app.server
         .update_user(
+            &crate::Actor::local(),
             &id,
             UserPatch {
                 roles: Some(vec!["manager".into()]),
@@ -967,6 +972,7 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     // Disabled: tokens refused, login refused.
     app.server
         .update_user(
+            &crate::Actor::local(),
             &id,
             UserPatch {
                 disabled: Some(true),
@@ -989,6 +995,7 @@ async fn logins_roles_and_disabled_users_take_effect_at_once() {
     // Signed out everywhere: older tokens refused.
     app.server
         .update_user(
+            &crate::Actor::local(),
             &id,
             UserPatch {
                 disabled: Some(false),
@@ -1212,7 +1219,10 @@ async fn users_tied_to_stores_read_only_their_stores() {
     let app = app().await;
     let mut sale_ids = Vec::new();
     for s in ["a", "b"] {
-        app.server.create_store(s.parse().unwrap(), s).await.unwrap();
+        app.server
+            .create_store(&crate::Actor::local(), s.parse().unwrap(), s)
+            .await
+            .unwrap();
         let mut sale = tests_support::sample();
         sale.id = FactId::new();
         sale.store = s.parse().unwrap();
@@ -1224,7 +1234,7 @@ async fn users_tied_to_stores_read_only_their_stores() {
             .hub()
             .with_core(move |core| {
                 for f in [&sale, &logout] {
-                    crate::projection::project_fact(&core.conn, &f.store, f).unwrap();
+                    crate::reports::projection::project_fact(&core.conn, &f.store, f).unwrap();
                     crate::audit::record_fact(&core.conn, f).unwrap();
                 }
             })
@@ -1232,14 +1242,17 @@ async fn users_tied_to_stores_read_only_their_stores() {
             .unwrap();
     }
     app.server
-        .create_user(NewUser {
-            username: "ma".into(),
-            display_name: "Manager of a".into(),
-            password: Some(Secret::new(PASSWORD)),
-            pin: None,
-            roles: vec!["manager".into()],
-            stores: vec!["a".parse().unwrap()],
-        })
+        .create_user(
+            &crate::Actor::local(),
+            NewUser {
+                username: "ma".into(),
+                display_name: "Manager of a".into(),
+                password: Some(Secret::new(PASSWORD)),
+                pin: None,
+                roles: vec!["manager".into()],
+                stores: vec!["a".parse().unwrap()],
+            },
+        )
         .await
         .unwrap();
     let t = app.login("ma").await["access_token"]
@@ -1289,7 +1302,10 @@ async fn users_tied_to_stores_read_only_their_stores() {
 async fn a_store_admin_acts_only_on_their_store() {
     let app = app().await;
     for s in ["a", "b"] {
-        app.server.create_store(s.parse().unwrap(), s).await.unwrap();
+        app.server
+            .create_store(&crate::Actor::local(), s.parse().unwrap(), s)
+            .await
+            .unwrap();
     }
     let new_user = |name: &str, roles: &[&str], stores: &[&str]| NewUser {
         username: name.into(),
@@ -1300,18 +1316,18 @@ async fn a_store_admin_acts_only_on_their_store() {
         stores: stores.iter().map(|s| s.parse().unwrap()).collect(),
     };
     app.server
-        .create_user(new_user("boss", &["admin"], &["a"]))
+        .create_user(&crate::Actor::local(), new_user("boss", &["admin"], &["a"]))
         .await
         .unwrap();
     let carol = app
         .server
-        .create_user(new_user("carol", &["admin"], &[]))
+        .create_user(&crate::Actor::local(), new_user("carol", &["admin"], &[]))
         .await
         .unwrap()
         .id;
     let bee = app
         .server
-        .create_user(new_user("bee", &["cashier"], &["b"]))
+        .create_user(&crate::Actor::local(), new_user("bee", &["cashier"], &["b"]))
         .await
         .unwrap()
         .id;

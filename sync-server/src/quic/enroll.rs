@@ -20,9 +20,10 @@ use serde_json::json;
 use super::{audit, error_frame, refuse};
 use crate::audit::NewEntry;
 use crate::ca::{self, CsrError};
+use crate::db::TrustDb;
 use crate::error::ServerError;
-use crate::hub::Hub;
-use crate::trust::{self, CodeRefusal};
+use crate::server::hub::Hub;
+use crate::stores::trust::{self, CodeRefusal};
 use crate::wire;
 
 /// How long the server waits for the new node to close after `Enrolled`.
@@ -84,7 +85,7 @@ pub(super) async fn enroll(
         .with_core(move |core| -> Result<Outcome, ServerError> {
             let now = chrono::Utc::now().timestamp();
             let tx = core.conn.transaction()?;
-            let store = match trust::consume_code(&tx, code.expose(), &node, now)? {
+            let store = match trust::consume_code(&*tx, code.expose(), &node, now)? {
                 Ok(s) => s,
                 Err(refusal) => {
                     let store = match &refusal {
@@ -103,9 +104,9 @@ pub(super) async fn enroll(
                     return Ok(Outcome::Refused(refusal));
                 }
             };
-            trust::insert_node(&tx, &node, &store, now)?;
+            tx.insert_node(&node, &store, now)?;
             let cert = authority.issue_client(&client_key, &node, &store, now, validity)?;
-            trust::insert_cert(&tx, &cert.sha256, &node, cert.not_after, now)?;
+            tx.insert_cert(&cert.sha256, &node, cert.not_after, now)?;
             let lan_names = lan.as_ref().map(|l| l.2.clone());
             let lan_cert = match lan {
                 // The LAN certificate is a server certificate (EKU serverAuth) and is not
@@ -179,11 +180,11 @@ pub(super) async fn renew(hub: &Hub, node: NodeId, store: StoreCode, csr: Vec<u8
         .with_core(move |core| -> Result<Option<(Vec<u8>, i64)>, ServerError> {
             let now = chrono::Utc::now().timestamp();
             let tx = core.conn.transaction()?;
-            if !matches!(trust::node(&tx, &node)?, Some((_, None))) {
+            if !matches!(tx.node(&node)?, Some((_, None))) {
                 return Ok(None);
             }
             let cert = authority.issue_client(&key, &node, &store, now, validity)?;
-            trust::insert_cert(&tx, &cert.sha256, &node, cert.not_after, now)?;
+            tx.insert_cert(&cert.sha256, &node, cert.not_after, now)?;
             crate::audit::record(
                 &tx,
                 &NewEntry::new("node.renewed", json!({"not_after": cert.not_after}))

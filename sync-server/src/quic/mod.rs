@@ -1,5 +1,6 @@
 //! The QUIC side: the accept loop, who a connection is (its client certificate), and one
-//! task per connection: an enrollment ([`enroll`]) or a node's sync session ([`session`]).
+//! task per connection: an enrollment ([`enroll`]) or a node's sync session ([`session`])
+//! over the server's document host ([`host`]).
 //!
 //! Per connection: TLS 1.3 with an optional client certificate signed by the server CA
 //! (rustls verifies it in the handshake; a certificate from another CA fails there). The
@@ -21,6 +22,7 @@
 //! frame, not for the whole catch-up).
 
 mod enroll;
+pub(crate) mod host;
 pub(crate) mod limits;
 mod session;
 
@@ -37,8 +39,9 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::audit::NewEntry;
-use crate::hub::Hub;
-use crate::{trust, wire};
+use crate::db::TrustDb;
+use crate::server::hub::Hub;
+use crate::wire;
 
 /// How long a node has to open its stream and send its first frame.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -246,7 +249,9 @@ async fn connection(hub: Hub, incoming: quinn::Incoming, shutdown: CancellationT
     };
 
     let sha = crate::tls::fingerprint(&cert);
-    let owner = hub.with_core(move |core| trust::identify(&core.conn, &sha)).await;
+    let owner = hub
+        .with_core(move |core| core.conn.identify(&sha).map_err(crate::ServerError::from))
+        .await;
     let owner = match owner {
         Ok(Ok(Some(o))) => o,
         Ok(Ok(None)) => {

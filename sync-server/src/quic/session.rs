@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{audit, enroll, error_frame, refuse};
 use crate::audit::NewEntry;
-use crate::host::ServerHost;
-use crate::hub::Hub;
+use crate::db::{self, StoreDb, TrustDb};
+use crate::quic::host::ServerHost;
+use crate::server::hub::Hub;
 use crate::wire::{self, WireError};
-use crate::{db, trust};
 
 /// Minimum interval between `last_contact` updates of one connection.
 const TOUCH_EVERY: Duration = Duration::from_secs(1);
@@ -77,8 +77,10 @@ async fn step(
         .with_core(move |core| {
             if touch {
                 let now = chrono::Utc::now().timestamp();
-                if let Err(e) =
-                    db::touch_store(&core.conn, &store).and(trust::touch_node(&core.conn, &node, now))
+                if let Err(e) = core
+                    .conn
+                    .touch_store(&store, &db::now_rfc3339())
+                    .and(core.conn.touch_node(&node, now))
                 {
                     tracing::warn!(error = %e, "could not record last contact");
                 }
@@ -143,7 +145,10 @@ pub(super) async fn run(
         let (store, node) = (store.clone(), node);
         hub.with_core(move |core| {
             let now = chrono::Utc::now().timestamp();
-            if let Err(e) = db::touch_store(&core.conn, &store).and(trust::touch_node(&core.conn, &node, now))
+            if let Err(e) = core
+                .conn
+                .touch_store(&store, &db::now_rfc3339())
+                .and(core.conn.touch_node(&node, now))
             {
                 tracing::warn!(error = %e, "could not record last contact");
             }

@@ -200,10 +200,17 @@ impl Enrolled {
 /// Registers `store` if needed and enrolls a node for it with a fresh code.
 pub async fn enroll(run: &Running, store: &str) -> Enrolled {
     let code: StoreCode = store.parse().unwrap();
-    let _ = run.server.create_store(code.clone(), store).await;
+    let _ = run
+        .server
+        .create_store(&caja_sync_server::Actor::local(), code.clone(), store)
+        .await;
     let issued = run
         .server
-        .enrollment_code(&code, Duration::from_secs(3600))
+        .enrollment_code(
+            &caja_sync_server::Actor::local(),
+            &code,
+            Duration::from_secs(3600),
+        )
         .await
         .unwrap();
     let key = client::node_csr().unwrap();

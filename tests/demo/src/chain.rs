@@ -176,7 +176,10 @@ impl Chain {
             if staff.contains_key(code.as_str()) {
                 continue;
             }
-            match server.create_store(code.clone(), name).await {
+            match server
+                .create_store(&caja_sync_server::Actor::local(), code.clone(), name)
+                .await
+            {
                 Ok(()) | Err(caja_sync_server::ServerError::StoreExists(_)) => {}
                 Err(e) => return Err(e).with_context(|| format!("creating store {code}")),
             }
@@ -185,23 +188,29 @@ impl Chain {
             let (mgr, cashier) = (st.manager.clone(), st.cashier.clone());
             let name = name.clone();
             created.push(tokio::spawn(async move {
-                s.create_user(NewUser {
-                    username: mgr.username.clone(),
-                    display_name: format!("Manager, {name}"),
-                    password: mgr.password.clone(),
-                    pin: Some(mgr.pin.clone()),
-                    roles: vec!["manager".into()],
-                    stores: vec![c.clone()],
-                })
+                s.create_user(
+                    &caja_sync_server::Actor::local(),
+                    NewUser {
+                        username: mgr.username.clone(),
+                        display_name: format!("Manager, {name}"),
+                        password: mgr.password.clone(),
+                        pin: Some(mgr.pin.clone()),
+                        roles: vec!["manager".into()],
+                        stores: vec![c.clone()],
+                    },
+                )
                 .await?;
-                s.create_user(NewUser {
-                    username: cashier.username.clone(),
-                    display_name: format!("Cashier, {name}"),
-                    password: None,
-                    pin: Some(cashier.pin.clone()),
-                    roles: vec!["cashier".into()],
-                    stores: vec![c],
-                })
+                s.create_user(
+                    &caja_sync_server::Actor::local(),
+                    NewUser {
+                        username: cashier.username.clone(),
+                        display_name: format!("Cashier, {name}"),
+                        password: None,
+                        pin: Some(cashier.pin.clone()),
+                        roles: vec!["cashier".into()],
+                        stores: vec![c],
+                    },
+                )
                 .await
             }));
             staff.insert(code.to_string(), st);
@@ -223,14 +232,17 @@ impl Chain {
                     pin: random_pin(8),
                 };
                 server
-                    .create_user(NewUser {
-                        username: admin.username.clone(),
-                        display_name: "Head office".into(),
-                        password: admin.password.clone(),
-                        pin: None,
-                        roles: vec!["admin".into()],
-                        stores: Vec::new(),
-                    })
+                    .create_user(
+                        &caja_sync_server::Actor::local(),
+                        NewUser {
+                            username: admin.username.clone(),
+                            display_name: "Head office".into(),
+                            password: admin.password.clone(),
+                            pin: None,
+                            roles: vec!["admin".into()],
+                            stores: Vec::new(),
+                        },
+                    )
                     .await
                     .context("creating head office's admin")?;
                 caja_shared::auth::tokens::write_secret_file(&hq_path, &serde_json::to_vec_pretty(&admin)?)
@@ -243,7 +255,7 @@ impl Chain {
             let data_dir = dir.join("nodes").join(code.as_str());
             if enroll::read_dir(&data_dir)?.is_none() {
                 let code_for = server
-                    .enrollment_code(code, Duration::from_secs(3600))
+                    .enrollment_code(&caja_sync_server::Actor::local(), code, Duration::from_secs(3600))
                     .await
                     .with_context(|| format!("issuing an enrollment code for {code}"))?;
                 enroll::enroll(&EnrollOptions {

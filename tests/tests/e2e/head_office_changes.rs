@@ -55,33 +55,40 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
     }
     let node = TestNode::start(&dir.join("c"), "c", Currency::GBP, Some(ticket)).await?;
     let hq = server.server();
-    hq.put_products(vec![Product {
-        sku: "BOX".into(),
-        name: "Box".into(),
-        unit_price: Decimal::new(100, 2),
-        tax_rate: Decimal::ZERO,
-        barcode: None,
-        category: None,
-        stock_tracked: true,
-    }])
+    hq.put_products(
+        &caja_sync_server::Actor::local(),
+        vec![Product {
+            sku: "BOX".into(),
+            name: "Box".into(),
+            unit_price: Decimal::new(100, 2),
+            tax_rate: Decimal::ZERO,
+            barcode: None,
+            category: None,
+            stock_tracked: true,
+        }],
+    )
     .await?;
     wait_catalog(hq, &node.api, 1, WAIT).await?;
 
     // A custom role defined at head office: stock clerks count stock, nothing else.
     hq.define_role(
+        &caja_sync_server::Actor::local(),
         "stock-clerk",
         BTreeSet::from([Permission::StockRead, Permission::StockAdjust]),
     )
     .await?;
     let clerk = hq
-        .create_user(NewUser {
-            username: "sam".into(),
-            display_name: "Sam".into(),
-            password: Some(Secret::new(PASSWORD)),
-            pin: None,
-            roles: vec!["stock-clerk".into()],
-            stores: vec!["c".parse()?],
-        })
+        .create_user(
+            &caja_sync_server::Actor::local(),
+            NewUser {
+                username: "sam".into(),
+                display_name: "Sam".into(),
+                password: Some(Secret::new(PASSWORD)),
+                pin: None,
+                roles: vec!["stock-clerk".into()],
+                stores: vec!["c".parse()?],
+            },
+        )
         .await?;
     caja_demo::chain::wait_for_staff(&node.node, "sam", WAIT).await?;
     let sam = node.api.fresh();
@@ -109,6 +116,7 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
 
     // The role is taken away: the live token loses it as soon as the change arrives.
     hq.update_user(
+        &caja_sync_server::Actor::local(),
         &clerk.id,
         UserPatch {
             roles: Some(vec!["cashier".into()]),
@@ -140,7 +148,8 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
     ensure!(s == 201, "{s} {body}");
 
     // Sign out everywhere: the live token is revoked at the node.
-    hq.revoke_user_sessions(&clerk.id).await?;
+    hq.revoke_user_sessions(&caja_sync_server::Actor::local(), &clerk.id)
+        .await?;
     wait_until("sign-out to reach the node", WAIT, || async {
         let (s, body) = status_of(&sam, reqwest::Method::GET, "/v1/auth/me", None).await?;
         Ok(s == 401 && body["type"] == "https://caja.dev/problems/token-revoked")
@@ -149,6 +158,7 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
     // Disabled: no login, and the token of a fresh login dies too.
     sam.login_password("sam", PASSWORD).await?;
     hq.update_user(
+        &caja_sync_server::Actor::local(),
         &clerk.id,
         UserPatch {
             disabled: Some(true),

@@ -71,15 +71,18 @@ async fn a_retried_checkout_is_recorded_once_at_the_node_and_the_server() -> any
     let node = TestNode::start(&dir.join("shop"), "shop", Currency::GBP, Some(target)).await?;
     server
         .server()
-        .put_products(vec![Product {
-            sku: "TEA".into(),
-            name: "Tea".into(),
-            unit_price: Decimal::new(250, 2),
-            tax_rate: Decimal::new(20, 2),
-            barcode: None,
-            category: None,
-            stock_tracked: true,
-        }])
+        .put_products(
+            &caja_sync_server::Actor::local(),
+            vec![Product {
+                sku: "TEA".into(),
+                name: "Tea".into(),
+                unit_price: Decimal::new(250, 2),
+                tax_rate: Decimal::new(20, 2),
+                barcode: None,
+                category: None,
+                stock_tracked: true,
+            }],
+        )
         .await?;
     wait_catalog(server.server(), &node.api, 1, WAIT).await?;
     let api = &node.api;

@@ -36,7 +36,10 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
     let ticket = server.create_store("a", "Store A").await?;
     let staff = ticket.staff.clone();
     let node = TestNode::start(&dir.join("a"), "a", Currency::GBP, Some(ticket)).await?;
-    server.server().put_products(vec![tea()]).await?;
+    server
+        .server()
+        .put_products(&caja_sync_server::Actor::local(), vec![tea()])
+        .await?;
     wait_catalog(server.server(), &node.api, 1, WAIT).await?;
 
     // Head office goes away.

@@ -262,7 +262,10 @@ async fn offline_store_and_server_restart_converge_to_the_cent() -> anyhow::Resu
 
     let products = catalog();
     let old = prices(&products);
-    server.server().put_products(products.clone()).await?;
+    server
+        .server()
+        .put_products(&caja_sync_server::Actor::local(), products.clone())
+        .await?;
     for n in [&a, &b] {
         wait_catalog(server.server(), &n.api, PRODUCTS as u64, WAIT).await?;
     }
@@ -291,7 +294,10 @@ async fn offline_store_and_server_restart_converge_to_the_cent() -> anyhow::Resu
     let old_price = changed.unit_price;
     let new_price = (old_price * Decimal::new(110, 2)).round_dp(2);
     changed.unit_price = new_price;
-    server.server().put_products(vec![changed]).await?;
+    server
+        .server()
+        .put_products(&caja_sync_server::Actor::local(), vec![changed])
+        .await?;
     wait_catalog(server.server(), &b.api, PRODUCTS as u64, WAIT).await?;
     ensure!(b.api.product(CHANGED).await?.unit_price == new_price);
     let a_status = a.api.sync_status().await?;

@@ -4,7 +4,7 @@
 //! Login answers the same `login-failed` problem for an unknown user, a user without a
 //! password and a wrong password, and spends one argon2 verification in each case, so
 //! neither the answer nor its timing tells whether a username exists. Wrong passwords
-//! lock the username ([`crate::lockout`]: 423 `login-locked`, audited `login.locked`),
+//! lock the username (`crate::users::lockout`: 423 `login-locked`, audited `login.locked`),
 //! known or not. A refresh token is single use; presenting one twice revokes its whole
 //! session (`refresh-reused`).
 
@@ -24,7 +24,8 @@ use utoipa::ToSchema;
 use crate::audit::{self, Actor, NewEntry};
 use crate::http::auth::{Principal, issue};
 use crate::http::error::{ApiError, ApiJson, Problem};
-use crate::{ServerError, SyncServer, lockout, users};
+use crate::users::{directory as users, lockout};
+use crate::{ServerError, SyncServer};
 
 /// Body of `POST /v1/auth/login`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -206,7 +207,7 @@ pub async fn login(
                     let tx = core.conn.transaction()?;
                     audit::record(&tx, &entry)?;
                     let now_ms = chrono::Utc::now().timestamp_millis();
-                    let locked = lockout::failed(&tx, &name, now_ms, policy)?;
+                    let locked = lockout::failed(&*tx, &name, now_ms, policy)?;
                     if let Some(until) = locked {
                         let until_at = chrono::DateTime::from_timestamp_millis(until).unwrap_or_default();
                         audit::record(
@@ -238,7 +239,7 @@ pub async fn login(
         .with_core(move |core| -> Result<sessions::Issued, ServerError> {
             let tx = core.conn.transaction()?;
             let issued = sessions::start(&tx, &uid, &uname, "password", None, now, ttl)?;
-            lockout::succeeded(&tx, &uname)?;
+            lockout::succeeded(&*tx, &uname)?;
             audit::record(
                 &tx,
                 &NewEntry::new(
@@ -289,7 +290,7 @@ pub async fn refresh(
         .with_core(move |core| -> Result<Rotated, ServerError> {
             let tx = core.conn.transaction()?;
             let out = match sessions::rotate(&tx, token.expose(), now, ttl) {
-                Ok(issued) => match users::by_id(&tx, &issued.session.user_id)? {
+                Ok(issued) => match users::by_id(&*tx, &issued.session.user_id)? {
                     Some(u) if !u.disabled => Rotated::Ok(Box::new(issued), Box::new(u)),
                     _ => {
                         sessions::revoke(&tx, &issued.session.family, "user disabled", now)?;

@@ -82,6 +82,6 @@ pub async fn revoke(
             _ => return Err(ApiError::NotFound(format!("no enrolled node {id:?}"))),
         }
     }
-    server.revoke_node_as(&me.actor(), node).await?;
+    server.revoke_node(&me.actor(), node).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -148,7 +148,7 @@ pub async fn put(
     ApiJson(body): ApiJson<ProductIn>,
 ) -> Result<axum::Json<ProductOut>, ApiError> {
     let product = to_product(&sku, body)?;
-    server.put_products_as(&me.actor(), vec![product.clone()]).await?;
+    server.put_products(&me.actor(), vec![product.clone()]).await?;
     Ok(axum::Json(product.into()))
 }
 
@@ -179,7 +179,7 @@ pub async fn batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let written = products.len();
-    server.put_products_as(&me.actor(), products).await?;
+    server.put_products(&me.actor(), products).await?;
     Ok(axum::Json(Written { written }))
 }
 

@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::SyncServer;
 use crate::http::error::{ApiError, ApiQuery, Problem};
-use crate::report::SalesReport;
+use crate::reports::SalesReport;
 
 /// Query of `GET /v1/reports/sales`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, ToSchema)]

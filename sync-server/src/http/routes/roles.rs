@@ -90,7 +90,7 @@ pub async fn put(
         .collect::<Result<BTreeSet<_>, _>>()?;
     me.may_grant(&format!("role {name}"), &permissions)?;
     server
-        .define_role_as(&me.actor(), &name, permissions.clone())
+        .define_role(&me.actor(), &name, permissions.clone())
         .await?;
     Ok(axum::Json(RoleOut {
         name,
@@ -113,6 +113,6 @@ pub async fn delete(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     me.chain_wide(&format!("deleting role {name}"))?;
-    server.delete_role_as(&me.actor(), &name).await?;
+    server.delete_role(&me.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

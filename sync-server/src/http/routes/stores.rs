@@ -96,9 +96,7 @@ pub async fn create(
         .code
         .parse()
         .map_err(|e: caja_shared::ids::StoreCodeError| ApiError::BadRequest(e.to_string()))?;
-    server
-        .create_store_as(&me.actor(), code.clone(), &body.name)
-        .await?;
+    server.create_store(&me.actor(), code.clone(), &body.name).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(StoreCreated {
@@ -135,7 +133,7 @@ pub async fn enrollment_code(
         });
     }
     let issued = server
-        .enrollment_code_as(&me.actor(), &store, Duration::from_secs(u64::from(hours) * 3600))
+        .enrollment_code(&me.actor(), &store, Duration::from_secs(u64::from(hours) * 3600))
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -150,7 +150,7 @@ pub async fn create(
         roles: body.roles,
         stores: stores(&body.stores)?,
     };
-    let info = server.create_user_as(&me.actor(), user).await?;
+    let info = server.create_user(&me.actor(), user).await?;
     Ok((StatusCode::CREATED, axum::Json(info.into())))
 }
 
@@ -231,7 +231,7 @@ pub async fn update(
         disabled: body.disabled,
     };
     Ok(axum::Json(
-        server.update_user_as(&me.actor(), &id, patch).await?.into(),
+        server.update_user(&me.actor(), &id, patch).await?.into(),
     ))
 }
 
@@ -249,7 +249,7 @@ pub async fn revoke_sessions(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     may_manage(&server, &me, &id).await?;
-    server.revoke_user_sessions_as(&me.actor(), &id).await?;
+    server.revoke_user_sessions(&me.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -223,7 +223,10 @@ async fn catchup() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store: caja_shared::ids::StoreCode = "bench".parse()?;
     let chain = Chain::start(dir.path(), &[(store.clone(), "Bench".into())], Currency::GBP).await?;
-    chain.server.put_products(products(100)).await?;
+    chain
+        .server
+        .put_products(&caja_sync_server::Actor::local(), products(100))
+        .await?;
     chain.wait_catalog(Duration::from_secs(60)).await?;
     let n = chain.node(&store).context("node")?;
     n.node.link().set_enabled(false);

@@ -335,7 +335,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
     staff::print_enrollment(&chain);
     chain
         .server
-        .put_products(plan.catalog.clone())
+        .put_products(&caja_sync_server::Actor::local(), plan.catalog.clone())
         .await
         .context("loading the catalog")?;
     let t = chain.wait_catalog(Duration::from_secs(120)).await?;
@@ -380,7 +380,10 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
                     "head office changes the price of {} from {} to {} during the outage",
                     p.sku, p.unit_price, changed.unit_price
                 );
-                chain.server.put_products(vec![changed]).await?;
+                chain
+                    .server
+                    .put_products(&caja_sync_server::Actor::local(), vec![changed])
+                    .await?;
             }
             // Only in the synthetic demo: a replay's report must be the file's alone.
             if opts.orders.is_none()

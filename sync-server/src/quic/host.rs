@@ -26,8 +26,8 @@ use caja_shared::ids::{NodeId, StoreCode};
 use caja_shared::sync::{DocHost, SyncError};
 
 use crate::error::ServerError;
-use crate::hub::Core;
-use crate::projection::{self, Projected};
+use crate::reports::projection::{self, Projected};
+use crate::server::hub::Core;
 
 /// At most this many SKUs are listed in one `catalog.changed_by_node` audit entry (the
 /// count is always whole).
@@ -116,7 +116,7 @@ impl<'a> ServerHost<'a> {
             if let DocId::Ledger { store, .. } = doc {
                 for fact in docs::new_facts(am, &before, &after) {
                     match fact {
-                        Ok(f) => match projection::project_fact(&tx, store, &f)? {
+                        Ok(f) => match projection::project_fact(&*tx, store, &f)? {
                             Projected::WrongStore => tracing::warn!(
                                 doc = %doc, fact = %f.id, fact_store = %f.store,
                                 "fact belongs to another store than its ledger; not projected"

@@ -23,9 +23,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
-use crate::admin::ServerOptions;
 use crate::ca::Authority;
 use crate::error::ServerError;
+use crate::server::ServerOptions;
 
 /// Documents kept in memory at most; the least recently used leave beyond this.
 pub const CACHE_CAPACITY: usize = 256;
@@ -75,8 +75,8 @@ impl Core {
     /// # Errors
     /// [`ServerError::Sqlite`] reading the server's actor id or the custom roles.
     pub fn new(conn: Connection, currency: Currency) -> Result<Core, ServerError> {
-        let actor = crate::storedoc::server_actor(&conn)?;
-        let roles = crate::users::role_table(&conn)?;
+        let actor = crate::stores::storedoc::server_actor(&conn)?;
+        let roles = crate::users::directory::role_table(&conn)?;
         Ok(Core {
             conn,
             cache: DocCache::new(CACHE_CAPACITY),

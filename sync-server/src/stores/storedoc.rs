@@ -12,9 +12,9 @@ use automerge::{ActorId, Automerge};
 use caja_shared::docs::{DocError, DocId, store};
 use caja_shared::docstore::{self, DocCache};
 use caja_shared::ids::StoreCode;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
-use crate::db;
+use crate::db::StoreDb;
 use crate::error::ServerError;
 
 /// The `settings` key of the server's actor id (32 hex digits).
@@ -26,21 +26,14 @@ const ACTOR_SETTING: &str = "store_doc_actor";
 /// # Errors
 /// [`ServerError::Sqlite`]; [`ServerError::Invalid`] for a stored id that is not hex.
 pub(crate) fn server_actor(conn: &Connection) -> Result<ActorId, ServerError> {
-    if let Some(hex_id) = db::setting(conn, ACTOR_SETTING)? {
+    if let Some(hex_id) = conn.setting(ACTOR_SETTING)? {
         let bytes = hex::decode(&hex_id)
             .map_err(|_| ServerError::Invalid(format!("settings.{ACTOR_SETTING} is not hex")))?;
         return Ok(ActorId::from(bytes));
     }
     let bytes: [u8; 16] = rand::random();
-    db::set_setting(conn, ACTOR_SETTING, &hex::encode(bytes))?;
+    conn.set_setting(ACTOR_SETTING, &hex::encode(bytes))?;
     Ok(ActorId::from(bytes))
-}
-
-/// Whether the document has anything on disk.
-fn stored(conn: &Connection, doc: &DocId) -> Result<bool, ServerError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM doc_heads WHERE doc_id = ?1")?
-        .exists(params![doc.to_string()])?)
 }
 
 /// Applies `f` to the store's document as head office (actor `actor`) and persists what
@@ -57,7 +50,7 @@ pub(crate) fn edit(
     f: impl FnOnce(&mut Automerge) -> Result<(), DocError>,
 ) -> Result<bool, ServerError> {
     let doc = DocId::Store { store: store.clone() };
-    let on_disk = stored(conn, &doc)?;
+    let on_disk = conn.document_stored(&doc.to_string())?;
     let am = cache.get_or_create(conn, &doc)?;
     am.set_actor(actor.clone());
     let before = am.get_heads();
@@ -79,18 +72,8 @@ pub(crate) fn forget<'a>(cache: &mut DocCache, stores: impl IntoIterator<Item = 
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn missing(conn: &Connection) -> Result<Vec<StoreCode>, ServerError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT code FROM stores WHERE 'store/' || code NOT IN (SELECT doc_id FROM doc_heads) ORDER BY code",
-    )?;
-    let codes = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for c in codes {
-        if let Ok(c) = c?.parse() {
-            out.push(c);
-        }
-    }
-    Ok(out)
+pub(crate) fn missing(db: &impl StoreDb) -> Result<Vec<StoreCode>, ServerError> {
+    Ok(db.stores_without_document()?)
 }
 
 /// Writes a store's whole document content: the custom roles and the users allowed in

@@ -9,21 +9,10 @@
 //! nothing. The per-address rate limit still applies in front of this; the lock is what
 //! bounds guessing from many addresses.
 //!
-//! Rows are kept in SQLite (`login_lockouts`), so a restart does not clear a lock; rows
-//! untouched for a day are pruned on the next failure.
+//! Counters are kept through [`LockoutDb`] (SQLite's `login_lockouts`), so a restart does
+//! not clear a lock; counters untouched for a day are pruned on the next failure.
 
-use rusqlite::{Connection, OptionalExtension, params};
-
-/// The table this module owns. Idempotent.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS login_lockouts (
-    username     TEXT PRIMARY KEY,
-    failures     INTEGER NOT NULL,
-    lockouts     INTEGER NOT NULL,
-    locked_until INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
-);
-";
+use crate::db::{DbError, LockoutDb};
 
 /// How long an untouched row is kept: one day, in milliseconds.
 const KEEP_MS: i64 = 86_400_000;
@@ -44,33 +33,24 @@ pub struct Policy {
 /// at `now_ms`.
 ///
 /// # Errors
-/// [`rusqlite::Error`].
-pub fn locked_until(conn: &Connection, username: &str, now_ms: i64) -> rusqlite::Result<Option<i64>> {
-    let until: Option<i64> = conn
-        .prepare_cached("SELECT locked_until FROM login_lockouts WHERE username = ?1")?
-        .query_row(params![username], |r| r.get(0))
-        .optional()?;
-    Ok(until.filter(|u| *u > now_ms))
+/// [`DbError`].
+pub fn locked_until(db: &impl LockoutDb, username: &str, now_ms: i64) -> Result<Option<i64>, DbError> {
+    Ok(db.lock_end(username)?.filter(|u| *u > now_ms))
 }
 
 /// Counts a wrong password for `username` at `now_ms`; returns when the new lock ends if
 /// this failure locked it.
 ///
 /// # Errors
-/// [`rusqlite::Error`].
+/// [`DbError`].
 pub fn failed(
-    conn: &Connection,
+    db: &impl LockoutDb,
     username: &str,
     now_ms: i64,
     policy: Policy,
-) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("DELETE FROM login_lockouts WHERE updated_at < ?1 AND locked_until < ?2")?
-        .execute(params![now_ms - KEEP_MS, now_ms])?;
-    let (failures, lockouts): (u32, u32) = conn
-        .prepare_cached("SELECT failures, lockouts FROM login_lockouts WHERE username = ?1")?
-        .query_row(params![username], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, 0));
+) -> Result<Option<i64>, DbError> {
+    db.prune_locks(now_ms - KEEP_MS, now_ms)?;
+    let (failures, lockouts) = db.lock_counts(username)?;
     let failures = failures + 1;
     let (failures, lockouts, until) = if failures >= policy.attempts.max(1) {
         let lockouts = lockouts + 1;
@@ -79,30 +59,23 @@ pub fn failed(
     } else {
         (failures, lockouts, 0)
     };
-    conn.prepare_cached(
-        "INSERT INTO login_lockouts (username, failures, lockouts, locked_until, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (username) DO UPDATE SET failures = ?2, lockouts = ?3,
-           locked_until = MAX(locked_until, ?4), updated_at = ?5",
-    )?
-    .execute(params![username, failures, lockouts, until, now_ms])?;
+    db.save_lock(username, failures, lockouts, until, now_ms)?;
     Ok((until > 0).then_some(until))
 }
 
 /// Clears the count of `username` after a successful login.
 ///
 /// # Errors
-/// [`rusqlite::Error`].
-pub fn succeeded(conn: &Connection, username: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM login_lockouts WHERE username = ?1")?
-        .execute(params![username])?;
-    Ok(())
+/// [`DbError`].
+pub fn succeeded(db: &impl LockoutDb, username: &str) -> Result<(), DbError> {
+    db.clear_lock(username)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     const POLICY: Policy = Policy {
         attempts: 3,
@@ -113,7 +86,7 @@ mod tests {
     #[test]
     fn locks_after_attempts_doubling_up_to_the_max_and_a_success_clears() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        crate::db::migrate(&conn).unwrap();
         let t = 1_000_000;
         assert_eq!(failed(&conn, "ana", t, POLICY).unwrap(), None);
         assert_eq!(failed(&conn, "ana", t, POLICY).unwrap(), None);
@@ -149,7 +122,7 @@ mod tests {
     #[test]
     fn old_rows_are_pruned() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        crate::db::migrate(&conn).unwrap();
         failed(&conn, "nobody", 0, POLICY).unwrap();
         failed(&conn, "ana", KEEP_MS + 1, POLICY).unwrap();
         let n: i64 = conn

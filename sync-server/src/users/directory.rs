@@ -3,7 +3,7 @@
 //!
 //! Head office owns every user. A user's row holds their argon2id hashes, roles and the
 //! stores they may work in; the same user (as a [`StaffUser`]) is written into the
-//! `store/<s>` document of exactly those stores ([`crate::storedoc`]) in the same SQLite
+//! `store/<s>` document of exactly those stores ([`crate::stores::storedoc`]) in the same SQLite
 //! transaction as the row, and removed from the documents of stores no longer listed.
 //! Custom roles go into every store's document. Hashing runs on a blocking thread before
 //! the core lock is taken.
@@ -16,36 +16,15 @@ use caja_shared::auth::{Permission, RoleTable};
 use caja_shared::docs::store::{self, StaffUser};
 use caja_shared::ids::StoreCode;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde_json::json;
 
-use crate::admin::{NewUser, UserInfo, UserPatch};
 use crate::audit::{self, Actor, NewEntry};
+use crate::db::{StoreDb, UserDb};
 use crate::error::ServerError;
-use crate::hub::Core;
-use crate::storedoc;
-
-/// The tables this module owns. Idempotent.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    id                   TEXT PRIMARY KEY,
-    username             TEXT NOT NULL UNIQUE,
-    display_name         TEXT NOT NULL,
-    password_hash        TEXT,
-    pin_hash             TEXT,
-    roles                TEXT NOT NULL,
-    stores               TEXT NOT NULL,
-    disabled             INTEGER NOT NULL DEFAULT 0,
-    sessions_valid_after INTEGER NOT NULL DEFAULT 0,
-    created_at           INTEGER NOT NULL,
-    updated_at           INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS roles (
-    name        TEXT PRIMARY KEY,
-    permissions TEXT NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
-";
+use crate::server::hub::Core;
+use crate::stores::storedoc;
+use crate::users::{NewUser, UserInfo, UserPatch};
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 100;
@@ -107,98 +86,38 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, username, display_name, password_hash, pin_hash, roles, stores, disabled,
-                       sessions_valid_after, updated_at";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    let roles: String = r.get(5)?;
-    let stores: String = r.get(6)?;
-    Ok(UserRow {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        password_hash: r.get(3)?,
-        pin_hash: r.get(4)?,
-        roles: serde_json::from_str(&roles).unwrap_or_default(),
-        stores: serde_json::from_str::<Vec<String>>(&stores)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .collect(),
-        disabled: r.get(7)?,
-        sessions_valid_after: r.get(8)?,
-        updated_at: r.get(9)?,
-    })
-}
-
 /// The user with this id.
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn by_id(conn: &Connection, id: &str) -> Result<Option<UserRow>, ServerError> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
-        .query_row(params![id], row)
-        .optional()?)
+pub(crate) fn by_id(db: &impl UserDb, id: &str) -> Result<Option<UserRow>, ServerError> {
+    Ok(db.user_by_id(id)?)
 }
 
 /// The user with this username.
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn by_username(conn: &Connection, username: &str) -> Result<Option<UserRow>, ServerError> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE username = ?1"))?
-        .query_row(params![username], row)
-        .optional()?)
+pub(crate) fn by_username(db: &impl UserDb, username: &str) -> Result<Option<UserRow>, ServerError> {
+    Ok(db.user_by_username(username)?)
 }
 
 /// Every user, by username.
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn all(conn: &Connection) -> Result<Vec<UserRow>, ServerError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
-    let rows = stmt.query_map([], row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn all(db: &impl UserDb) -> Result<Vec<UserRow>, ServerError> {
+    Ok(db.all_users()?)
 }
 
-fn stores_json(stores: &[StoreCode]) -> String {
-    serde_json::Value::from(stores.iter().map(|s| s.to_string()).collect::<Vec<_>>()).to_string()
-}
-
-fn save(conn: &Connection, u: &UserRow, insert: bool) -> Result<(), ServerError> {
-    let roles = serde_json::Value::from(u.roles.clone()).to_string();
-    let sql = if insert {
-        "INSERT INTO users (id, username, display_name, password_hash, pin_hash, roles, stores, disabled,
-                            sessions_valid_after, updated_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)"
+fn save(db: &impl UserDb, u: &UserRow, insert: bool) -> Result<(), ServerError> {
+    if db.save_user(u, insert)? {
+        Ok(())
     } else {
-        "UPDATE users SET username = ?2, display_name = ?3, password_hash = ?4, pin_hash = ?5, roles = ?6,
-                          stores = ?7, disabled = ?8, sessions_valid_after = ?9, updated_at = ?10
-         WHERE id = ?1"
-    };
-    let r = conn.prepare_cached(sql)?.execute(params![
-        u.id,
-        u.username,
-        u.display_name,
-        u.password_hash,
-        u.pin_hash,
-        roles,
-        stores_json(&u.stores),
-        u.disabled,
-        u.sessions_valid_after,
-        u.updated_at,
-    ]);
-    match r {
-        Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err(ServerError::Conflict(format!(
-                "username {:?} is taken",
-                u.username
-            )))
-        }
-        Err(e) => Err(e.into()),
+        Err(ServerError::Conflict(format!(
+            "username {:?} is taken",
+            u.username
+        )))
     }
 }
 
@@ -206,15 +125,8 @@ fn save(conn: &Connection, u: &UserRow, insert: bool) -> Result<(), ServerError>
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn custom_roles(conn: &Connection) -> Result<BTreeMap<String, Vec<String>>, ServerError> {
-    let mut stmt = conn.prepare_cached("SELECT name, permissions FROM roles ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let (name, perms) = r?;
-        out.insert(name, serde_json::from_str(&perms).unwrap_or_default());
-    }
-    Ok(out)
+pub(crate) fn custom_roles(db: &impl UserDb) -> Result<BTreeMap<String, Vec<String>>, ServerError> {
+    Ok(db.custom_roles()?)
 }
 
 /// The roles in force: built-in plus the stored custom roles (unknown permission names,
@@ -222,7 +134,7 @@ pub(crate) fn custom_roles(conn: &Connection) -> Result<BTreeMap<String, Vec<Str
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub(crate) fn role_table(conn: &Connection) -> Result<RoleTable, ServerError> {
+pub(crate) fn role_table(conn: &impl UserDb) -> Result<RoleTable, ServerError> {
     let mut t = RoleTable::new();
     for (name, perms) in custom_roles(conn)? {
         let (known, _) = parse_permissions_lenient(&perms);
@@ -269,10 +181,10 @@ fn check_roles(table: &RoleTable, roles: &[String]) -> Result<Vec<String>, Serve
 }
 
 /// Checks that every store exists; returns them sorted and deduplicated.
-fn check_stores(conn: &Connection, stores: &[StoreCode]) -> Result<Vec<StoreCode>, ServerError> {
+fn check_stores(conn: &impl StoreDb, stores: &[StoreCode]) -> Result<Vec<StoreCode>, ServerError> {
     let set: BTreeSet<StoreCode> = stores.iter().cloned().collect();
     for s in &set {
-        if !crate::db::store_exists(conn, s)? {
+        if !conn.store_exists(s)? {
             return Err(invalid("stores", format!("store {s} does not exist")));
         }
     }
@@ -314,7 +226,7 @@ fn in_tx<R>(
     core: &mut Core,
     stores: &[StoreCode],
     f: impl FnOnce(
-        &rusqlite::Transaction<'_>,
+        &Connection,
         &mut caja_shared::docstore::DocCache,
         &automerge::ActorId,
         &RoleTable,
@@ -345,7 +257,7 @@ const NO_STORE_NEEDS_PASSWORD: &str = "a user with no store logs in only at head
 
 /// Creates a user (see [`crate::SyncServer::create_user`]).
 pub(crate) async fn create(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     user: NewUser,
 ) -> Result<(UserInfo, Touched), ServerError> {
@@ -401,7 +313,7 @@ pub(crate) async fn create(
 
 /// Changes a user (see [`crate::SyncServer::update_user`]).
 pub(crate) async fn update(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     id: String,
     patch: UserPatch,
@@ -548,10 +460,7 @@ fn revoke_admin_sessions(
     reason: &str,
     now: i64,
 ) -> Result<usize, ServerError> {
-    let families: Vec<String> = conn
-        .prepare_cached("SELECT family FROM auth_sessions WHERE user_id = ?1 AND revoked_at IS NULL")?
-        .query_map(params![user], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let families = conn.open_session_families(user)?;
     for f in &families {
         caja_shared::auth::sessions::revoke(conn, f, reason, now)?;
     }
@@ -560,7 +469,7 @@ fn revoke_admin_sessions(
 
 /// Signs a user out everywhere (see [`crate::SyncServer::revoke_user_sessions`]).
 pub(crate) async fn revoke_sessions(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     id: String,
 ) -> Result<Touched, ServerError> {
@@ -591,16 +500,13 @@ pub(crate) async fn revoke_sessions(
     .await?
 }
 
-fn all_stores(conn: &Connection) -> Result<Vec<StoreCode>, ServerError> {
-    Ok(crate::db::list_stores(conn)?
-        .into_iter()
-        .map(|s| s.code)
-        .collect())
+fn all_stores(conn: &impl StoreDb) -> Result<Vec<StoreCode>, ServerError> {
+    Ok(conn.list_stores()?.into_iter().map(|s| s.code).collect())
 }
 
 /// Defines or replaces a custom role (see [`crate::SyncServer::define_role`]).
 pub(crate) async fn define_role(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     name: String,
     perms: BTreeSet<Permission>,
@@ -612,18 +518,18 @@ pub(crate) async fn define_role(
         let stores = all_stores(&core.conn)?;
         let previous = custom_roles(&core.conn)?.get(&name).cloned();
         let touched = in_tx(core, &stores, |tx, cache, actor, _| {
-            tx.prepare_cached(
-                "INSERT INTO roles (name, permissions, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET permissions = excluded.permissions, updated_at = excluded.updated_at",
-            )?
-            .execute(params![name, serde_json::Value::from(names.clone()).to_string(), now])?;
+            tx.put_role(&name, &names, now)?;
             let one = BTreeMap::from([(name.clone(), names.clone())]);
             for s in &stores {
                 storedoc::edit(tx, cache, actor, s, |am| store::put_roles(am, &one, &[]))?;
             }
             audit::record(
                 tx,
-                &NewEntry::new("role.defined", json!({"role": name, "permissions": names, "previous": previous})).by(&by),
+                &NewEntry::new(
+                    "role.defined",
+                    json!({"role": name, "permissions": names, "previous": previous}),
+                )
+                .by(&by),
             )?;
             Ok(stores.clone())
         })?;
@@ -635,7 +541,7 @@ pub(crate) async fn define_role(
 
 /// Deletes a custom role no user holds.
 pub(crate) async fn delete_role(
-    hub: &crate::hub::Hub,
+    hub: &crate::server::hub::Hub,
     by: Actor,
     name: String,
 ) -> Result<Touched, ServerError> {
@@ -656,7 +562,7 @@ pub(crate) async fn delete_role(
         }
         let stores = all_stores(&core.conn)?;
         let touched = in_tx(core, &stores, |tx, cache, actor, _| {
-            tx.execute("DELETE FROM roles WHERE name = ?1", params![name])?;
+            tx.delete_role(&name)?;
             for s in &stores {
                 storedoc::edit(tx, cache, actor, s, |am| {
                     store::put_roles(am, &BTreeMap::new(), std::slice::from_ref(&name))

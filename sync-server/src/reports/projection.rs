@@ -4,13 +4,12 @@
 //! `fact_tenders` one row per tender of a sale or refund, by report name. A sale's cash
 //! tenders are recorded net of the change given, so a day's tenders add up to its takings.
 //! Rows are derived from the ledger documents and written in the same SQLite transaction
-//! as the document change; `INSERT OR IGNORE` makes a replayed fact harmless.
+//! as the document change (through `FactDb`); a replayed fact is harmless.
 
-use caja_shared::facts::{Fact, FactBody};
-use caja_shared::ids::StoreCode;
-use rusqlite::{Connection, params};
-
+use crate::db::{FactDb, FactRow};
 use crate::error::ServerError;
+use caja_shared::facts::{Fact, FactBody, takings_by_tender};
+use caja_shared::ids::StoreCode;
 
 /// How a fact counts in reports.
 fn kind(fact: &Fact) -> &'static str {
@@ -21,8 +20,6 @@ fn kind(fact: &Fact) -> &'static str {
         FactBody::Security(_) => "security",
     }
 }
-
-pub use caja_shared::facts::takings_by_tender;
 
 /// Outcome of projecting one fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +40,8 @@ pub enum Projected {
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub fn project_fact(
-    conn: &Connection,
+pub(crate) fn project_fact(
+    db: &impl FactDb,
     ledger_store: &StoreCode,
     fact: &Fact,
 ) -> Result<Projected, ServerError> {
@@ -65,49 +62,16 @@ pub fn project_fact(
         ),
         FactBody::StockMovement(_) | FactBody::Security(_) => (None, Vec::new()),
     };
-    let id = fact.id.to_string();
-    let inserted = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO facts (id, store, business_date, kind, currency, total_minor, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            id,
-            fact.store.as_str(),
-            fact.business_date.format("%Y-%m-%d").to_string(),
-            kind(fact),
-            currency.map(|c| c.code().to_string()),
-            fact.takings_minor(),
-            fact.encode(),
-        ])?;
-    if inserted == 0 {
-        return Ok(Projected::Duplicate);
-    }
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO fact_tenders (fact_id, idx, name, amount_minor) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (i, (name, amount)) in tenders.iter().enumerate() {
-        stmt.execute(params![id, i as i64, name, amount])?;
-    }
-    Ok(Projected::Inserted)
-}
-
-/// Number of projected facts, all stores.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn fact_count(conn: &Connection) -> Result<u64, ServerError> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// The stored JSON of one projected fact, or `None`.
-///
-/// # Errors
-/// [`ServerError::Sqlite`].
-pub fn fact_body(conn: &Connection, id: &str) -> Result<Option<String>, ServerError> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .query_row("SELECT body FROM facts WHERE id = ?1", params![id], |r| r.get(0))
-        .optional()?)
+    let inserted = db.insert_fact(&FactRow {
+        fact,
+        kind: kind(fact),
+        currency: currency.map(|c| c.code().to_string()),
+        total_minor: fact.takings_minor(),
+        tenders,
+    })?;
+    Ok(if inserted {
+        Projected::Inserted
+    } else {
+        Projected::Duplicate
+    })
 }

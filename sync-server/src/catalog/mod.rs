@@ -6,7 +6,93 @@ use caja_shared::docstore;
 
 use crate::audit::{Actor, NewEntry};
 use crate::error::ServerError;
-use crate::hub::Core;
+use crate::server::SyncServer;
+use crate::server::hub::Core;
+
+/// The catalog's state as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogSummary {
+    /// Heads of the catalog document, sorted lowercase hex.
+    pub heads: Vec<String>,
+    /// Number of products.
+    pub products: usize,
+}
+
+impl SyncServer {
+    /// Writes products into the chain catalog on behalf of `by` (recorded in the audit
+    /// log as `catalog.changed`) in ONE automerge transaction, persists it, and pushes the
+    /// change to every connected node. Products are validated first
+    /// ([`validate_product`]); barcodes are normalised to 13 digits.
+    ///
+    /// # Errors
+    /// [`ServerError::Invalid`] for a bad product (nothing is written);
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`] / [`ServerError::Sqlite`].
+    pub async fn put_products(&self, by: &Actor, products: Vec<Product>) -> Result<(), ServerError> {
+        let by = by.clone();
+        let products = products
+            .into_iter()
+            .map(validate_product)
+            .collect::<Result<Vec<_>, _>>()?;
+        let changed = self
+            .hub()
+            .with_core(move |core| put_products(core, &by, &products))
+            .await??;
+        if changed {
+            self.hub().changed(DocId::Catalog);
+        }
+        Ok(())
+    }
+
+    /// One product of the catalog, or `None`.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub async fn product(&self, sku: &str) -> Result<Option<Product>, ServerError> {
+        let sku = sku.to_string();
+        self.hub().with_core(move |core| product(core, &sku)).await?
+    }
+
+    /// A page of the catalog in SKU order: up to `limit` (1..=1000) products after the SKU
+    /// `after` whose SKU, name or barcode contains `q` (case-insensitive), and whether more
+    /// follow.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub(crate) async fn products(
+        &self,
+        q: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Product>, bool), ServerError> {
+        self.hub()
+            .with_core(move |core| products(core, q.as_deref(), after.as_deref(), limit))
+            .await?
+    }
+
+    /// Hex strings of the catalog document's heads (sorted), so callers can wait until a
+    /// node has the same catalog.
+    ///
+    /// # Errors
+    /// [`ServerError::DocStore`] if the catalog cannot be loaded.
+    pub async fn catalog_heads(&self) -> Result<Vec<String>, ServerError> {
+        self.hub().with_core(heads).await?
+    }
+
+    /// The catalog's heads and number of products.
+    ///
+    /// # Errors
+    /// [`ServerError::Doc`] / [`ServerError::DocStore`].
+    pub(crate) async fn catalog_summary(&self) -> Result<CatalogSummary, ServerError> {
+        self.hub()
+            .with_core(|core| {
+                Ok(CatalogSummary {
+                    heads: heads(core)?,
+                    products: product_count(core)?,
+                })
+            })
+            .await?
+    }
+}
 
 /// Makes sure the catalog exists on disk (its shared genesis change), so it is announced
 /// to nodes from the first connection.
@@ -89,7 +175,7 @@ pub(crate) fn product(core: &mut Core, sku: &str) -> Result<Option<Product>, Ser
     Ok(docs::product(am, sku)?)
 }
 
-/// Most products one page of [`products`] holds.
+/// Most products one page of `SyncServer::products` holds.
 pub const MAX_PAGE: usize = 1000;
 
 /// Up to `limit` products (1..=[`MAX_PAGE`]) in SKU order, starting after the SKU `after`,

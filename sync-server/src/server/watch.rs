@@ -16,8 +16,8 @@ use caja_shared::protocol::ErrorCode;
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
-use crate::{storedoc, trust};
+use crate::db::{DbError, StoreDb, TrustDb};
+use crate::server::hub::Hub;
 
 /// How often the database is polled.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -37,19 +37,19 @@ fn poll(
     last: &mut Option<i64>,
     live: &[caja_shared::ids::NodeId],
 ) -> rusqlite::Result<Found> {
-    let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    let version = crate::db::sqlite::data_version(conn)?;
     if *last == Some(version) {
         return Ok(Found::default());
     }
     *last = Some(version);
-    let revoked = trust::revoked_among(conn, live).map_err(to_sqlite)?;
-    let missing = storedoc::missing(conn).map_err(to_sqlite)?;
+    let revoked = conn.revoked_among(live).map_err(to_sqlite)?;
+    let missing = conn.stores_without_document().map_err(to_sqlite)?;
     Ok(Found { revoked, missing })
 }
 
-fn to_sqlite(e: crate::ServerError) -> rusqlite::Error {
+fn to_sqlite(e: DbError) -> rusqlite::Error {
     match e {
-        crate::ServerError::Sqlite(e) => e,
+        DbError::Sqlite(e) => e,
         other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(other.to_string()))),
     }
 }
@@ -111,7 +111,7 @@ pub(crate) async fn run(
         for store in found.missing {
             let s = store.clone();
             match hub
-                .with_core(move |core| crate::users::create_store_doc(core, &s))
+                .with_core(move |core| crate::users::directory::create_store_doc(core, &s))
                 .await
             {
                 Ok(Ok(())) => {

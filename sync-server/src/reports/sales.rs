@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 
 use caja_shared::money::{Currency, format_minor};
 use chrono::NaiveDate;
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::db::FactDb;
 use crate::error::ServerError;
 
 /// The chain sales report. Compatibility: fields are append-only.
@@ -118,21 +118,17 @@ fn acc_for(
     Some(days.entry(store).or_default().entry(date).or_default())
 }
 
-const FILTER: &str = "f.currency = ?1
-    AND (?2 IS NULL OR f.business_date >= ?2)
-    AND (?3 IS NULL OR f.business_date <= ?3)";
-
 /// Computes the report for business days `from..=to` (either bound optional).
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub fn sales_report(
-    conn: &Connection,
+pub(crate) fn sales_report(
+    db: &impl FactDb,
     currency: Currency,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<SalesReport, ServerError> {
-    sales_report_of(conn, currency, from, to, None)
+    sales_report_of(db, currency, from, to, None)
 }
 
 /// [`sales_report`] of only the stores in `only` (all when `None`); the totals are those
@@ -140,8 +136,8 @@ pub fn sales_report(
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
-pub fn sales_report_of(
-    conn: &Connection,
+pub(crate) fn sales_report_of(
+    db: &impl FactDb,
     currency: Currency,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
@@ -149,46 +145,31 @@ pub fn sales_report_of(
 ) -> Result<SalesReport, ServerError> {
     let wanted = |store: &str| only.is_none_or(|o| o.contains(store));
     let day = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
-    let args = params![currency.code(), day(from), day(to)];
+    let (from, to) = (day(from), day(to));
     let mut days: BTreeMap<String, BTreeMap<NaiveDate, Acc>> = BTreeMap::new();
 
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT f.store, f.business_date, f.kind, COUNT(*), SUM(f.total_minor) FROM facts f
-         WHERE f.kind IN ('sale', 'refund') AND {FILTER} GROUP BY 1, 2, 3"
-    ))?;
-    let mut rows = stmt.query(args)?;
-    while let Some(r) = rows.next()? {
-        let (count, sum): (i64, i64) = (r.get(3)?, r.get(4)?);
-        let store: String = r.get(0)?;
-        if !wanted(&store) {
+    for r in db.day_totals(currency.code(), from.as_deref(), to.as_deref())? {
+        if !wanted(&r.store) {
             continue;
         }
-        if let Some(acc) = acc_for(&mut days, store, r.get(1)?) {
-            if r.get::<_, String>(2)? == "sale" {
-                acc.sales += u64::try_from(count).unwrap_or(0);
-                acc.gross = acc.gross.saturating_add(sum);
+        if let Some(acc) = acc_for(&mut days, r.store, r.date) {
+            if r.kind == "sale" {
+                acc.sales += u64::try_from(r.count).unwrap_or(0);
+                acc.gross = acc.gross.saturating_add(r.sum_minor);
             } else {
-                acc.refunds += u64::try_from(count).unwrap_or(0);
-                acc.refunded = acc.refunded.saturating_add(sum);
+                acc.refunds += u64::try_from(r.count).unwrap_or(0);
+                acc.refunded = acc.refunded.saturating_add(r.sum_minor);
             }
         }
     }
 
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT f.store, f.business_date, t.name, SUM(t.amount_minor)
-         FROM fact_tenders t JOIN facts f ON f.id = t.fact_id
-         WHERE {FILTER} GROUP BY 1, 2, 3"
-    ))?;
-    let mut rows = stmt.query(args)?;
-    while let Some(r) = rows.next()? {
-        let (name, sum): (String, i64) = (r.get(2)?, r.get(3)?);
-        let store: String = r.get(0)?;
-        if !wanted(&store) {
+    for r in db.tender_totals(currency.code(), from.as_deref(), to.as_deref())? {
+        if !wanted(&r.store) {
             continue;
         }
-        if let Some(acc) = acc_for(&mut days, store, r.get(1)?) {
-            let e = acc.tenders.entry(name).or_insert(0);
-            *e = e.saturating_add(sum);
+        if let Some(acc) = acc_for(&mut days, r.store, r.date) {
+            let e = acc.tenders.entry(r.name).or_insert(0);
+            *e = e.saturating_add(r.sum_minor);
         }
     }
 
@@ -216,11 +197,12 @@ pub fn sales_report_of(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::projection::{Projected, project_fact};
+    use crate::reports::projection::{Projected, project_fact};
     use caja_shared::facts::{
         self, Fact, FactBody, Line, MovementReason, Refund, Sale, StockMovement, Tender, TenderKind,
     };
     use caja_shared::ids::{FactId, StoreCode};
+    use rusqlite::Connection;
     use rust_decimal::Decimal;
 
     fn day(d: u32) -> NaiveDate {
@@ -351,7 +333,7 @@ mod tests {
         ] {
             assert_eq!(project_fact(&conn, &b, &f).unwrap(), Projected::Inserted);
         }
-        assert_eq!(crate::projection::fact_count(&conn).unwrap(), 6);
+        assert_eq!(crate::db::FactDb::fact_count(&conn).unwrap(), 6);
         conn
     }
 
@@ -411,7 +393,7 @@ mod tests {
             tender(TenderKind::Cash, Some("Cash"), 1000),
         ];
         assert_eq!(
-            crate::projection::takings_by_tender(&t, 1100),
+            caja_shared::facts::takings_by_tender(&t, 1100),
             vec![
                 ("card".to_string(), 500),
                 ("cash".to_string(), 0),
