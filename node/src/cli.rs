@@ -18,11 +18,12 @@ use anyhow::{Context, bail};
 use caja_shared::auth::secrets::Secret;
 use caja_shared::ids::StoreCode;
 use caja_shared::money::Currency;
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
-use serde::{Deserialize, Deserializer, Serialize};
+use clap::{ArgMatches, Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{self, AuthSettings, ConfigError, KeyDoc, LanTls, Limits, NodeConfig, SyncTarget};
+use caja_shared::settings::{self, de_listen};
+
+use crate::config::{AuthSettings, ConfigError, LanTls, Limits, NodeConfig, SyncTarget};
 
 /// Caja store node: sells offline, stores every fact durably, syncs with the chain.
 #[derive(Parser)]
@@ -246,17 +247,17 @@ impl LanArgs {
     /// subcommand).
     ///
     /// # Errors
-    /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
+    /// [`ConfigError::Settings`] for the file.
     pub fn layered(mut self, matches: &ArgMatches) -> Result<Self, ConfigError> {
         if let Some(path) = &self.config {
-            let file: ServeArgs = config::read_file(path)?;
-            if !explicit(matches, "data_dir") {
+            let file: ServeArgs = settings::read_file(path)?;
+            if !settings::explicit(matches, "data_dir") {
                 self.data.data_dir = file.data_dir;
             }
-            if !explicit(matches, "listen") {
+            if !settings::explicit(matches, "listen") {
                 self.listen = file.listen;
             }
-            if !explicit(matches, "lan_names") {
+            if !settings::explicit(matches, "lan_names") {
                 self.lan_names = file.lan_names;
             }
         }
@@ -264,99 +265,28 @@ impl LanArgs {
     }
 }
 
-/// Parses a listen address, IP:PORT or HOST:PORT, as the flags do.
-fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    caja_shared::net::parse_listen(&text).map_err(serde::de::Error::custom)
-}
-
 impl Default for ServeArgs {
     /// The defaults `caja-node serve --help` shows (the environment is not read).
     fn default() -> Self {
-        let cmd = ServeArgs::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None::<&str>));
         // Invariant: every option has a default or is optional, and the defaults parse
         // (`defaults_parse_and_print_as_a_file_that_reads_back` checks it).
         #[allow(clippy::expect_used)]
-        let matches = cmd
-            .try_get_matches_from(["serve"])
-            .expect("serve's defaults parse");
-        #[allow(clippy::expect_used)]
-        ServeArgs::from_arg_matches(&matches).expect("serve's defaults parse")
+        settings::defaults().expect("serve's defaults parse")
     }
-}
-
-/// Whether the option `id` was given on the command line or in the environment (rather
-/// than left at its default).
-pub fn explicit(matches: &ArgMatches, id: &str) -> bool {
-    matches!(
-        matches.value_source(id),
-        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-    )
-}
-
-/// The comment of every option of `cmd` except `skip`, for a commented settings file:
-/// its help, then its flag and environment variable.
-pub fn key_docs(cmd: &clap::Command, skip: &[&str]) -> Vec<KeyDoc> {
-    cmd.get_arguments()
-        .filter(|a| a.get_long().is_some() && !skip.contains(&a.get_id().as_str()))
-        .map(|a| {
-            let help = a
-                .get_long_help()
-                .or(a.get_help())
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let mut comment = wrap(&help, 86);
-            let mut origin = format!("flag --{}", a.get_long().unwrap_or_default());
-            if let Some(env) = a.get_env() {
-                origin.push_str(&format!(", environment {}", env.to_string_lossy()));
-            }
-            comment.push(origin);
-            let name = a
-                .get_value_names()
-                .and_then(|n| n.first())
-                .map(ToString::to_string)
-                .unwrap_or_else(|| a.get_id().as_str().to_uppercase());
-            KeyDoc {
-                key: a.get_id().as_str().to_string(),
-                comment,
-                example: format!("\"<{name}>\""),
-            }
-        })
-        .collect()
-}
-
-/// Splits `text` into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    for paragraph in text.lines() {
-        let mut line = String::new();
-        for word in paragraph.split_whitespace() {
-            if !line.is_empty() && line.len() + 1 + word.len() > width {
-                lines.push(std::mem::take(&mut line));
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
-        }
-        lines.push(line);
-    }
-    lines
 }
 
 /// `serve`'s defaults as a commented TOML file, which `--config` reads back unchanged.
 ///
 /// # Errors
-/// [`ConfigError::Layer`] (a bug).
+/// [`ConfigError::Settings`] (a bug).
 pub fn default_config_toml() -> Result<String, ConfigError> {
-    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
-    config::commented_toml(
+    Ok(settings::commented_toml(
         "caja-node serve settings (TOML), read with --config PATH or CAJA_NODE_CONFIG.\n\
          Precedence: built-in defaults, then this file, then CAJA_NODE_* variables, then flags.\n\
          Secrets (passwords, PINs, enrollment codes) never go here.",
         &ServeArgs::default(),
-        &key_docs(&cmd, &["config", "init"]),
-    )
+        &settings::key_docs::<ServeArgs>(&["config", "init"]),
+    )?)
 }
 
 impl ServeArgs {
@@ -365,13 +295,13 @@ impl ServeArgs {
     /// `serve` subcommand; an option left at its default does not override the file).
     ///
     /// # Errors
-    /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
+    /// [`ConfigError::Settings`] for the file.
     pub fn layered(self, matches: &ArgMatches) -> Result<Self, ConfigError> {
         let base = match &self.config {
-            Some(path) => config::read_file(path)?,
+            Some(path) => settings::read_file(path)?,
             None => Self::default(),
         };
-        let mut out: Self = config::layer(&base, &self, |key| explicit(matches, key))?;
+        let mut out: Self = settings::layer(&base, &self, |key| settings::explicit(matches, key))?;
         out.config = self.config;
         out.init = self.init;
         Ok(out)
@@ -464,7 +394,7 @@ pub fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
 
     #[test]
     fn cli_is_consistent_and_parses() {
@@ -558,7 +488,7 @@ mod tests {
     #[test]
     fn defaults_parse_and_print_as_a_file_that_reads_back() {
         let text = default_config_toml().unwrap();
-        let back: ServeArgs = config::parse_toml(&text).unwrap();
+        let back: ServeArgs = settings::parse_toml(&text).unwrap();
         assert_eq!(back, ServeArgs::default());
         // The file read through --config gives the defaults too.
         let dir = tempfile::tempdir().unwrap();
@@ -625,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_wrong_key_or_value_names_the_key_and_what_is_allowed() {
-        let err = |text: &str| config::parse_toml::<ServeArgs>(text).unwrap_err();
+        let err = |text: &str| settings::parse_toml::<ServeArgs>(text).unwrap_err();
         let e = err("lisen = \"127.0.0.1:1\"\n");
         assert!(
             e.contains("lisen") && e.contains("listen") && e.contains("pin_attempts"),

@@ -2,17 +2,12 @@
 //! then a TOML file given with `--config`, then the environment `CAJA_NODE_*`, then flags;
 //! see `caja-node serve --help`), checked by [`NodeConfig::validate`].
 //!
-//! The layering is generic over any settings struct that is both the clap arguments and
-//! the file's shape (`#[serde(default, deny_unknown_fields)]`): [`read_file`] reads and
-//! checks a file, [`layer`] puts the explicitly given flags and variables on top, and
-//! [`commented_toml`] renders the defaults as a file that [`read_file`] reads back.
+//! The layering itself is [`caja_shared::settings`], shared with head office; the
+//! settings struct that is both the flags and the file is `cli::ServeArgs`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use caja_shared::ids::StoreCode;
 use caja_shared::money::Currency;
@@ -28,126 +23,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// The configuration file could not be read.
-    #[error("reading the configuration file {}: {source}", path.display())]
-    Read {
-        /// The file given with `--config`.
-        path: PathBuf,
-        /// Why it could not be read.
-        source: std::io::Error,
-    },
-    /// The configuration file is not TOML, has a key that is not a setting, or a value of
-    /// the wrong kind.
-    #[error("configuration file {}: {message}", path.display())]
-    File {
-        /// The file given with `--config`.
-        path: PathBuf,
-        /// The key and what is allowed there.
-        message: String,
-    },
-    /// The settings could not be rendered or combined as TOML (a bug, not a user error).
-    #[error("combining the settings: {0}")]
-    Layer(String),
-}
-
-/// Reads a TOML settings file into `T`, whose missing keys take their defaults.
-///
-/// # Errors
-/// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::File`] naming the key
-/// when it is not TOML, holds a key `T` does not have (listing the ones it has) or a value
-/// of the wrong type.
-pub fn read_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_toml(&text).map_err(|message| ConfigError::File {
-        path: path.to_path_buf(),
-        message,
-    })
-}
-
-/// Parses TOML text into `T`; the error names the key path and what is allowed there.
-///
-/// # Errors
-/// A message for the user.
-pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if key == "." {
-            inner
-        } else {
-            format!("key `{key}`: {inner}")
-        }
-    })
-}
-
-/// Puts the settings given explicitly on the command line or in the environment over
-/// `base` (the defaults, or a file's settings): every key of `given` for which
-/// `explicit(key)` holds replaces `base`'s.
-///
-/// # Errors
-/// [`ConfigError::Layer`] if the settings cannot be expressed in TOML (a bug).
-pub fn layer<T: Serialize + DeserializeOwned>(
-    base: &T,
-    given: &T,
-    explicit: impl Fn(&str) -> bool,
-) -> Result<T, ConfigError> {
-    let err = |e: &dyn std::fmt::Display| ConfigError::Layer(e.to_string());
-    let mut table = toml::Table::try_from(base).map_err(|e| err(&e))?;
-    for (key, value) in toml::Table::try_from(given).map_err(|e| err(&e))? {
-        if explicit(&key) {
-            table.insert(key, value);
-        }
-    }
-    toml::Value::Table(table).try_into().map_err(|e| err(&e))
-}
-
-/// One key of a commented settings file: its name, the lines of its comment, and an
-/// example value for a key without a default.
-#[derive(Debug, Clone)]
-pub struct KeyDoc {
-    /// The key, e.g. `listen`.
-    pub key: String,
-    /// Comment lines (without `#`).
-    pub comment: Vec<String>,
-    /// What to show, commented out, when the key has no default.
-    pub example: String,
-}
-
-/// Renders `defaults` as a TOML file with a comment over every key, in the order of
-/// `keys`; keys without a value are shown commented out with their example. Reading the
-/// result back with [`read_file`] gives `defaults`.
-///
-/// # Errors
-/// [`ConfigError::Layer`] if `defaults` cannot be expressed in TOML (a bug).
-pub fn commented_toml<T: Serialize>(
-    header: &str,
-    defaults: &T,
-    keys: &[KeyDoc],
-) -> Result<String, ConfigError> {
-    let mut table = toml::Table::try_from(defaults).map_err(|e| ConfigError::Layer(e.to_string()))?;
-    let mut out = String::new();
-    for line in header.lines() {
-        out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
-    }
-    for k in keys {
-        out.push('\n');
-        for line in &k.comment {
-            out.push_str(&format!("# {line}\n"));
-        }
-        match table.remove(&k.key) {
-            Some(v) => out.push_str(&format!("{} = {v}\n", k.key)),
-            None => out.push_str(&format!("# {} = {}\n", k.key, k.example)),
-        }
-    }
-    // Keys without a flag (none today) still go in, so the file reads back unchanged.
-    for (key, v) in table {
-        out.push_str(&format!("\n{key} = {v}\n"));
-    }
-    Ok(out)
+    /// The configuration file (`--config`) could not be used.
+    #[error(transparent)]
+    Settings(#[from] caja_shared::settings::SettingsError),
 }
 
 /// Everything a node needs to run.

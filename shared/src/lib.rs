@@ -9,6 +9,7 @@
 //! - [`docstore`]: automerge documents stored as chunks in SQLite, with an LRU cache.
 //! - [`pin`]: certificate pinning (the one TLS verifier nodes and tills use).
 //! - [`protocol`]: the versioned QUIC wire frames.
+//! - [`settings`]: layered settings (defaults, TOML file, environment, flags) for both binaries.
 //! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
 //! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
 
@@ -23,4 +24,5 @@ pub mod money;
 pub mod net;
 pub mod pin;
 pub mod protocol;
+pub mod settings;
 pub mod sync;

@@ -4,42 +4,18 @@
 //! `serve`'s options are also the keys of its configuration file (`--config`, TOML, the
 //! flag's name with `_` for `-`), in layers: built-in defaults, then the file, then the
 //! environment, then the flags. `print-default-config` prints the defaults as such a file.
-//! (The file helpers at the end mirror `caja_node::config`'s; both belong in
-//! `caja-shared`.)
+//! The layering is [`caja_shared::settings`], shared with the node.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use caja_shared::money::Currency;
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use caja_shared::settings::{self, de_listen};
+use clap::{ArgMatches, Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
-/// Why the settings were refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The configuration file could not be read.
-    #[error("reading the configuration file {}: {source}", path.display())]
-    Read {
-        /// The file given with `--config`.
-        path: PathBuf,
-        /// Why it could not be read.
-        source: std::io::Error,
-    },
-    /// The configuration file is not TOML, has a key that is not a setting, or a value of
-    /// the wrong kind.
-    #[error("configuration file {}: {message}", path.display())]
-    File {
-        /// The file given with `--config`.
-        path: PathBuf,
-        /// The key and what is allowed there.
-        message: String,
-    },
-    /// The settings could not be rendered or combined as TOML (a bug, not a user error).
-    #[error("combining the settings: {0}")]
-    Layer(String),
-}
+/// Why the settings were refused: the file given with `--config` could not be used.
+pub use caja_shared::settings::SettingsError as ConfigError;
 
 /// Caja sync server: QUIC hub for store nodes and admin API for head office.
 #[derive(Debug, Parser)]
@@ -192,15 +168,10 @@ pub struct ServeArgs {
 impl Default for ServeArgs {
     /// The defaults `caja-sync serve --help` shows (the environment is not read).
     fn default() -> Self {
-        let cmd = ServeArgs::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None::<&str>));
         // Invariant: every option has a default or is optional, and the defaults parse
         // (`defaults_print_as_a_file_that_reads_back` checks it).
         #[allow(clippy::expect_used)]
-        let matches = cmd
-            .try_get_matches_from(["serve"])
-            .expect("serve's defaults parse");
-        #[allow(clippy::expect_used)]
-        ServeArgs::from_arg_matches(&matches).expect("serve's defaults parse")
+        settings::defaults().expect("serve's defaults parse")
     }
 }
 
@@ -213,10 +184,10 @@ impl ServeArgs {
     /// [`ConfigError::Read`] or [`ConfigError::File`] for the file.
     pub fn layered(self, matches: &ArgMatches) -> Result<Self, ConfigError> {
         let base = match &self.config {
-            Some(path) => read_file(path)?,
+            Some(path) => settings::read_file(path)?,
             None => Self::default(),
         };
-        let mut out: Self = layer(&base, &self, |key| explicit(matches, key))?;
+        let mut out: Self = settings::layer(&base, &self, |key| settings::explicit(matches, key))?;
         out.config = self.config;
         out.init = self.init;
         Ok(out)
@@ -374,76 +345,6 @@ pub enum UserCommand {
     },
 }
 
-/// Parses a listen address, IP:PORT or HOST:PORT, as the flags do.
-fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    caja_shared::net::parse_listen(&text).map_err(serde::de::Error::custom)
-}
-
-/// Whether the option `id` was given on the command line or in the environment (rather
-/// than left at its default).
-pub fn explicit(matches: &ArgMatches, id: &str) -> bool {
-    matches!(
-        matches.value_source(id),
-        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-    )
-}
-
-/// Reads a TOML settings file into `T`, whose missing keys take their defaults.
-///
-/// # Errors
-/// [`ConfigError::Read`] when the file cannot be read; [`ConfigError::File`] naming the key
-/// when it is not TOML, holds a key `T` does not have (listing the ones it has) or a value
-/// of the wrong type.
-pub fn read_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_toml(&text).map_err(|message| ConfigError::File {
-        path: path.to_path_buf(),
-        message,
-    })
-}
-
-/// Parses TOML text into `T`; the error names the key path and what is allowed there.
-///
-/// # Errors
-/// A message for the user.
-pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if key == "." {
-            inner
-        } else {
-            format!("key `{key}`: {inner}")
-        }
-    })
-}
-
-/// Puts the settings given explicitly on the command line or in the environment over
-/// `base` (the defaults, or a file's settings): every key of `given` for which
-/// `explicit(key)` holds replaces `base`'s.
-///
-/// # Errors
-/// [`ConfigError::Layer`] if the settings cannot be expressed in TOML (a bug).
-pub fn layer<T: Serialize + DeserializeOwned>(
-    base: &T,
-    given: &T,
-    explicit: impl Fn(&str) -> bool,
-) -> Result<T, ConfigError> {
-    let err = |e: &dyn std::fmt::Display| ConfigError::Layer(e.to_string());
-    let mut table = toml::Table::try_from(base).map_err(|e| err(&e))?;
-    for (key, value) in toml::Table::try_from(given).map_err(|e| err(&e))? {
-        if explicit(&key) {
-            table.insert(key, value);
-        }
-    }
-    toml::Value::Table(table).try_into().map_err(|e| err(&e))
-}
-
 /// `serve`'s defaults as a commented TOML file, which `--config` reads back unchanged:
 /// each key under its `--help` text, flag and environment variable; keys without a
 /// default commented out.
@@ -451,77 +352,21 @@ pub fn layer<T: Serialize + DeserializeOwned>(
 /// # Errors
 /// [`ConfigError::Layer`] (a bug).
 pub fn default_config_toml() -> Result<String, ConfigError> {
-    let mut table =
-        toml::Table::try_from(ServeArgs::default()).map_err(|e| ConfigError::Layer(e.to_string()))?;
-    let mut out = String::from(
-        "# caja-sync serve settings (TOML), read with --config PATH or CAJA_SYNC_CONFIG.\n\
-         # Precedence: built-in defaults, then this file, then CAJA_SYNC_* variables, then flags.\n\
-         # Secrets (passwords, PINs) never go here.\n",
-    );
-    let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
-    for a in cmd.get_arguments() {
-        let key = a.get_id().as_str();
-        if a.get_long().is_none() || ["config", "init"].contains(&key) {
-            continue;
-        }
-        out.push('\n');
-        let help = a
-            .get_long_help()
-            .or(a.get_help())
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        for line in wrap(&help, 86) {
-            out.push_str(&format!("# {line}\n"));
-        }
-        let mut origin = format!("# flag --{}", a.get_long().unwrap_or_default());
-        if let Some(env) = a.get_env() {
-            origin.push_str(&format!(", environment {}", env.to_string_lossy()));
-        }
-        out.push_str(&origin);
-        out.push('\n');
-        match table.remove(key) {
-            Some(v) => out.push_str(&format!("{key} = {v}\n")),
-            None => {
-                let name = a
-                    .get_value_names()
-                    .and_then(|n| n.first())
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| key.to_uppercase());
-                out.push_str(&format!("# {key} = \"<{name}>\"\n"));
-            }
-        }
-    }
-    // Keys without a flag (none today) still go in, so the file reads back unchanged.
-    for (key, v) in table {
-        out.push_str(&format!("\n{key} = {v}\n"));
-    }
-    Ok(out)
-}
-
-/// Splits `text` into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    for paragraph in text.lines() {
-        let mut line = String::new();
-        for word in paragraph.split_whitespace() {
-            if !line.is_empty() && line.len() + 1 + word.len() > width {
-                lines.push(std::mem::take(&mut line));
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
-        }
-        lines.push(line);
-    }
-    lines
+    settings::commented_toml(
+        "caja-sync serve settings (TOML), read with --config PATH or CAJA_SYNC_CONFIG.\n\
+         Precedence: built-in defaults, then this file, then CAJA_SYNC_* variables, then flags.\n\
+         Secrets (passwords, PINs) never go here.",
+        &ServeArgs::default(),
+        &settings::key_docs::<ServeArgs>(&["config", "init"]),
+    )
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use caja_shared::settings::parse_toml;
+    use clap::{CommandFactory, FromArgMatches};
 
     #[test]
     fn cli_is_consistent_and_parses() {
