@@ -77,13 +77,13 @@ pub struct TestDir {
 }
 
 impl TestDir {
-    /// Creates `caja-e2e-<name>-XXXX` in the system temporary directory.
+    /// Creates `caja-test-<name>-XXXX` in the system temporary directory.
     ///
     /// # Errors
     /// When the directory cannot be created.
     pub fn new(name: &str) -> anyhow::Result<TestDir> {
         let temp = tempfile::Builder::new()
-            .prefix(&format!("caja-e2e-{name}-"))
+            .prefix(&format!("caja-test-{name}-"))
             .tempdir()
             .context("creating a temporary directory")?;
         if std::env::var_os("KEEP_TEST_DIRS").is_some() {
