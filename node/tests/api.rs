@@ -7,11 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{AT, DAY, TestNode, spawn_node};
+use caja_tests::harness::{AT, DAY, TestNode, spawn_node};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -1373,40 +1371,14 @@ async fn sync_status_on_a_standalone_node() {
 
 #[tokio::test]
 async fn data_survives_a_restart() {
-    let mut node = spawn_node().await;
+    let node = spawn_node().await;
     node.seed_catalog().await;
     let s = checkout(&node, &cash_sale("TEA-1", "2", "10")).await;
     let report = node.report(DAY).await;
     let node_id = node.get("/v1/sync/status").await.ok(200)["node_id"].clone();
-    let bearer = node.bearer.clone();
     // Stop the server and open the same directory again.
-    node.token.cancel();
-    node.task.take().unwrap().await.unwrap().unwrap();
-    let dir = std::mem::replace(&mut node.dir, tempfile::tempdir().unwrap());
-    drop(node);
-    let config = caja_node::NodeConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
-    let reopened = caja_node::Node::open(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn({
-        let (token, reopened) = (token.clone(), reopened.clone());
-        async move { reopened.serve(listener, token).await }
-    });
+    let node = node.restart().await;
     // The admin's token still works: the signing key is kept in the data directory.
-    let node = TestNode {
-        url,
-        node: reopened,
-        bearer,
-        client: reqwest::Client::new(),
-        token,
-        dir,
-        task: Some(task),
-    };
     assert_eq!(
         node.get(&format!("/v1/sales/{}", s["id"].as_str().unwrap()))
             .await

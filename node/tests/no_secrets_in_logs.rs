@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use common::{PASSWORD, pin_of, spawn_node_with};
+use caja_tests::harness::{PASSWORD, pin_of, spawn_node_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 

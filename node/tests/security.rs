@@ -13,15 +13,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use caja_node::http::access::{self, Access};
 use caja_shared::auth::permissions::built_in;
 use caja_shared::auth::tokens::{AccessClaims, SERVER_AUDIENCE, TokenKeys, now_secs};
-use common::{AT, PASSWORD, Reply, TestNode, pin_of, spawn_node, spawn_node_with};
+use caja_tests::harness::{AT, Client, PASSWORD, Reply, TestNode, pin_of, spawn_node, spawn_node_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -581,7 +579,7 @@ async fn manager_override_authorises_one_action() {
         detail.contains("refund.no_receipt") && detail.contains("Caja-Override"),
         "{detail}"
     );
-    async fn ask_with(c: &common::Client<'_>, who: &str, pin: &str, perm: &str) -> Reply {
+    async fn ask_with(c: &Client<'_>, who: &str, pin: &str, perm: &str) -> Reply {
         c.post(
             "/v1/auth/override",
             &json!({"username": who, "pin": pin, "permission": perm}),

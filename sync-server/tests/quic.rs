@@ -3,8 +3,6 @@
 //! `caja_sync_server::client` and `wire`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use caja_shared::docs::{DocId, Product};
@@ -12,8 +10,10 @@ use caja_shared::ids::NodeId;
 use caja_shared::protocol::{ErrorCode, Frame, PROTOCOL_VERSION};
 use caja_sync_server::client::{self, EnrollError};
 use caja_sync_server::{AuditQuery, SalesReport, ServerOptions, wire};
+use caja_tests::harness::hq::{staff, stored_store_doc};
+use caja_tests::harness::quic::*;
+use caja_tests::harness::{HqOptions, TestHq, eventually, spawn_hq_in, spawn_hq_with};
 use chrono::NaiveDate;
-use common::*;
 use rust_decimal::Decimal;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -51,7 +51,7 @@ fn assert_three_sales(report: &SalesReport) {
     );
 }
 
-async fn wait_for_facts(run: &Running, n: u64) {
+async fn wait_for_facts(run: &TestHq, n: u64) {
     let server = run.server.clone();
     eventually("facts projected", WAIT, || {
         let server = server.clone();
@@ -60,7 +60,7 @@ async fn wait_for_facts(run: &Running, n: u64) {
     .await;
 }
 
-async fn audit_kinds(run: &Running) -> Vec<(String, serde_json::Value)> {
+async fn audit_kinds(run: &TestHq) -> Vec<(String, serde_json::Value)> {
     run.server
         .audit(AuditQuery::default())
         .await
@@ -71,7 +71,7 @@ async fn audit_kinds(run: &Running) -> Vec<(String, serde_json::Value)> {
 }
 
 /// Sends one frame on a fresh connection and returns the Error frame and close code.
-async fn refused(ep: &quinn::Endpoint, run: &Running, frame: &Frame) -> (ErrorCode, String, Option<u64>) {
+async fn refused(ep: &quinn::Endpoint, run: &TestHq, frame: &Frame) -> (ErrorCode, String, Option<u64>) {
     let (conn, mut send, mut recv) = connect(ep, run.quic).await;
     wire::write_frame(&mut send, frame).await.unwrap();
     let Frame::Error { code, message } = read_until_error(&mut recv).await else {
@@ -83,7 +83,7 @@ async fn refused(ep: &quinn::Endpoint, run: &Running, frame: &Frame) -> (ErrorCo
 #[tokio::test]
 async fn an_enrolled_node_syncs_ledgers_and_gets_catalog_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let nodes = run.server.nodes().await.unwrap();
     assert_eq!(nodes.len(), 1);
@@ -95,7 +95,7 @@ async fn an_enrolled_node_syncs_ledgers_and_gets_catalog_changes() {
         "default validity is 90 days"
     );
 
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     assert_three_sales(&run.server.sales_report(None, None).await.unwrap());
     let heads = run.server.catalog_heads().await.unwrap();
@@ -144,7 +144,7 @@ async fn an_enrolled_node_syncs_ledgers_and_gets_catalog_changes() {
 #[tokio::test]
 async fn enrollment_refuses_expired_reused_and_unknown_codes_and_a_wrong_pin() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let a: caja_shared::ids::StoreCode = "a".parse().unwrap();
     run.server
         .create_store(&caja_sync_server::Actor::local(), a.clone(), "A")
@@ -240,7 +240,11 @@ async fn enrollment_is_rate_limited_per_address() {
         enrollments_per_minute: 2,
         ..ServerOptions::default()
     };
-    let run = Running::start_with(dir.path(), options).await;
+    let mut run = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(dir.path())
+    })
+    .await;
     let mut answers = Vec::new();
     for _ in 0..3 {
         let csr = client::node_csr().unwrap().csr_der;
@@ -264,7 +268,7 @@ async fn enrollment_is_rate_limited_per_address() {
 #[tokio::test]
 async fn enrollment_issues_a_lan_certificate_for_valid_names_only() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let a: caja_shared::ids::StoreCode = "a".parse().unwrap();
     run.server
         .create_store(&caja_sync_server::Actor::local(), a.clone(), "A")
@@ -319,7 +323,7 @@ async fn enrollment_issues_a_lan_certificate_for_valid_names_only() {
 #[tokio::test]
 async fn connections_without_a_matching_certificate_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let _b = enroll(&run, "b").await;
     let fp = run.server.ca_fingerprint();
@@ -360,7 +364,7 @@ async fn connections_without_a_matching_certificate_are_refused() {
 
     // A client certificate from another CA fails the TLS handshake.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = Running::start(other_dir.path()).await;
+    let mut other = spawn_hq_in(other_dir.path()).await;
     let stranger = enroll(&other, "a").await;
     let ep = endpoint(&fp, Some(&stranger.identity()));
     let outcome = match ep.connect(run.quic, client::SERVER_NAME).unwrap().await {
@@ -391,7 +395,7 @@ async fn connections_without_a_matching_certificate_are_refused() {
     let refused_count = kinds.iter().filter(|(k, _)| k == "connection.refused").count();
     assert_eq!(refused_count, 3, "{kinds:?}");
     // The right node is still served.
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     node.close().await;
     run.stop().await;
@@ -400,7 +404,7 @@ async fn connections_without_a_matching_certificate_are_refused() {
 #[tokio::test]
 async fn other_stores_ledger_is_forbidden_logged_and_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     run.server
         .create_store(&caja_sync_server::Actor::local(), "b".parse().unwrap(), "B")
@@ -439,7 +443,7 @@ async fn other_stores_ledger_is_forbidden_logged_and_closed() {
 #[tokio::test]
 async fn a_node_cannot_change_its_store_document() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let doc = DocId::Store {
         store: "a".parse().unwrap(),
@@ -461,7 +465,7 @@ async fn a_node_cannot_change_its_store_document() {
     };
     caja_shared::docs::store::put_users(&mut replica, &[forged], &[]).unwrap();
     host.docs.insert(doc.clone(), replica);
-    let node = Node::start(&run, &me, host).await;
+    let node = RawNode::start(&run, &me, host).await;
     // The node's session ends with an error: the Error frame, or a stopped stream if the
     // server's close overtakes the node's next write.
     let outcome = tokio::time::timeout(WAIT, node.task).await.unwrap().unwrap();
@@ -482,9 +486,9 @@ async fn a_node_cannot_change_its_store_document() {
 #[tokio::test]
 async fn revocation_disconnects_at_once_and_refuses_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     let started = Instant::now();
     run.server
@@ -521,9 +525,9 @@ async fn revocation_disconnects_at_once_and_refuses_reconnects() {
 #[tokio::test]
 async fn the_cli_revokes_a_node_of_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
-    let node = Node::start(&run, &me, MemHost::default()).await;
+    let node = RawNode::start(&run, &me, MemHost::default()).await;
     let server = run.server.clone();
     eventually("connected", WAIT, || {
         let server = server.clone();
@@ -551,7 +555,7 @@ async fn the_cli_revokes_a_node_of_a_running_server() {
 #[tokio::test]
 async fn renewal_on_a_live_session_keeps_both_certificates_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let (conn, mut send, mut recv) = connect(&me.endpoint(&run), run.quic).await;
     wire::write_frame(&mut send, &me.hello()).await.unwrap();
@@ -600,7 +604,7 @@ async fn renewal_on_a_live_session_keeps_both_certificates_valid() {
         not_after: renewed.1,
     };
     for who in [&new, &me] {
-        let node = Node::start(&run, who, node_a_docs()).await;
+        let node = RawNode::start(&run, who, node_a_docs()).await;
         eventually("synced", WAIT, || {
             let server = run.server.clone();
             async move { server.fact_count().await.unwrap() == 3 }
@@ -623,7 +627,7 @@ async fn write_raw(send: &mut quinn::SendStream, body: &[u8]) {
 #[tokio::test]
 async fn garbage_frames_get_error_frames_and_no_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let ep = me.endpoint(&run);
 
@@ -681,7 +685,7 @@ async fn garbage_frames_get_error_frames_and_no_panic() {
     assert_eq!(code, ErrorCode::Malformed);
     assert!(close_code(&conn).await.is_some());
 
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     node.close().await;
     run.stop().await;
@@ -690,23 +694,23 @@ async fn garbage_frames_get_error_frames_and_no_panic() {
 #[tokio::test]
 async fn restart_keeps_report_ca_and_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let me = enroll(&run, "a").await;
     let fingerprint = run.server.ca_fingerprint();
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 3).await;
     let before = run.server.sales_report(None, None).await.unwrap();
     let heads = run.server.catalog_heads().await.unwrap();
     run.stop().await;
     let _ = node.task.await;
 
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     assert_eq!(run.server.ca_fingerprint(), fingerprint);
     assert_eq!(run.server.sales_report(None, None).await.unwrap(), before);
     assert_three_sales(&before);
     assert_eq!(run.server.catalog_heads().await.unwrap(), heads);
     // The same certificate still works after the restart.
-    let node = Node::start(&run, &me, node_a_docs()).await;
+    let node = RawNode::start(&run, &me, node_a_docs()).await;
     wait_for_facts(&run, 6).await;
     node.close().await;
     run.stop().await;
@@ -715,10 +719,10 @@ async fn restart_keeps_report_ca_and_certificates() {
 #[tokio::test]
 async fn a_catalog_edit_from_one_node_reaches_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     let a = enroll(&run, "a").await;
     let b = enroll(&run, "b").await;
-    let node_b = Node::start(&run, &b, MemHost::default()).await;
+    let node_b = RawNode::start(&run, &b, MemHost::default()).await;
     let genesis = run.server.catalog_heads().await.unwrap();
     eventually("node b has the catalog", WAIT, || async {
         node_b.catalog_heads() == genesis
@@ -738,7 +742,7 @@ async fn a_catalog_edit_from_one_node_reaches_the_others() {
     caja_shared::docs::put_products(&mut catalog, std::slice::from_ref(&product)).unwrap();
     let mut host = MemHost::default();
     host.docs.insert(DocId::Catalog, catalog);
-    let node_a = Node::start(&run, &a, host).await;
+    let node_a = RawNode::start(&run, &a, host).await;
     eventually("node b got the product", WAIT, || async {
         node_b.product("LOCAL").is_some()
     })
@@ -768,7 +772,7 @@ async fn a_catalog_edit_from_one_node_reaches_the_others() {
 
 /// Opens a QUIC connection without a client certificate from a fresh UDP socket (so no
 /// address-validation token carries over), or the error.
-async fn raw_connect(run: &Running) -> Result<(quinn::Endpoint, quinn::Connection), quinn::ConnectionError> {
+async fn raw_connect(run: &TestHq) -> Result<(quinn::Endpoint, quinn::Connection), quinn::ConnectionError> {
     let config = client::client_config(&run.server.ca_fingerprint(), None).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
@@ -783,7 +787,11 @@ async fn live_connections_per_address_are_bounded_and_freed() {
         connections_per_ip: 2,
         ..ServerOptions::default()
     };
-    let run = Running::start_with(dir.path(), options).await;
+    let mut run = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(dir.path())
+    })
+    .await;
     let (_e1, first) = raw_connect(&run).await.unwrap();
     let (_e2, _second) = raw_connect(&run).await.unwrap();
     let err = raw_connect(&run).await.unwrap_err();
@@ -809,7 +817,11 @@ async fn handshakes_per_address_are_bounded_and_forged_floods_only_get_retries()
         handshakes_per_minute: 3,
         ..ServerOptions::default()
     };
-    let run = Running::start_with(dir.path(), options).await;
+    let mut run = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(dir.path())
+    })
+    .await;
     let mut outcomes = Vec::new();
     for _ in 0..9 {
         outcomes.push(match raw_connect(&run).await {

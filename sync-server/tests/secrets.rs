@@ -4,15 +4,14 @@
 //! subscriber captures every log line of this process, which is then searched.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caja_shared::auth::secrets::Secret;
 use caja_sync_server::{NewUser, ServerOptions, client};
-use common::*;
+use caja_tests::harness::quic::*;
+use caja_tests::harness::{HqOptions, spawn_hq_with};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -82,7 +81,11 @@ async fn no_secret_reaches_the_logs_and_logins_are_rate_limited() {
         logins_per_minute: 6,
         ..ServerOptions::default()
     };
-    let run = Running::start_with(dir.path(), options).await;
+    let mut run = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(dir.path())
+    })
+    .await;
     let base = format!("http://{}", run.http);
     let http = reqwest::Client::new();
     let mut secrets: Vec<String> = Vec::new();
@@ -225,7 +228,7 @@ async fn no_secret_reaches_the_logs_and_logins_are_rate_limited() {
         certificate: e.certificate,
         not_after: e.not_after,
     };
-    let node = Node::start(&run, &me, MemHost::default()).await;
+    let node = RawNode::start(&run, &me, MemHost::default()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     node.close().await;
 

@@ -2,8 +2,6 @@
 //! server, its database file read back, and a connected node receiving the changes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -11,7 +9,9 @@ use caja_shared::auth::Permission;
 use caja_shared::auth::secrets::{self, Secret};
 use caja_shared::docs::DocId;
 use caja_sync_server::{NewUser, ServerError, UserPatch};
-use common::*;
+use caja_tests::harness::hq::{staff, stored_store_doc};
+use caja_tests::harness::quic::*;
+use caja_tests::harness::{eventually, spawn_hq_in};
 
 fn new_user(username: &str, stores: &[&str]) -> NewUser {
     NewUser {
@@ -27,7 +27,7 @@ fn new_user(username: &str, stores: &[&str]) -> NewUser {
 #[tokio::test]
 async fn users_and_roles_reach_exactly_their_stores() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     for s in ["a", "b", "c"] {
         run.server
             .create_store(&caja_sync_server::Actor::local(), s.parse().unwrap(), s)
@@ -35,7 +35,7 @@ async fn users_and_roles_reach_exactly_their_stores() {
             .unwrap();
     }
     let me = enroll(&run, "a").await;
-    let node = Node::start(&run, &me, MemHost::default()).await;
+    let node = RawNode::start(&run, &me, MemHost::default()).await;
 
     let ana = run
         .server
@@ -53,7 +53,7 @@ async fn users_and_roles_reach_exactly_their_stores() {
     assert!(pw.starts_with("$argon2id$") && pin.starts_with("$argon2id$"));
     assert!(secrets::verify("correct horse battery", &pw).unwrap());
     assert!(secrets::verify("80417263", &pin).unwrap());
-    let raw = format!("{:?}", common::stored_store_doc(dir.path(), "a").unwrap().save());
+    let raw = format!("{:?}", stored_store_doc(dir.path(), "a").unwrap().save());
     assert!(!raw.contains("correct horse battery"));
 
     // The connected node of store a receives the change.
@@ -161,7 +161,7 @@ async fn users_and_roles_reach_exactly_their_stores() {
 #[tokio::test]
 async fn bad_users_and_roles_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Running::start(dir.path()).await;
+    let mut run = spawn_hq_in(dir.path()).await;
     run.server
         .create_store(&caja_sync_server::Actor::local(), "a".parse().unwrap(), "A")
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use caja_shared::money::Currency;
 use caja_sync_server::ServerOptions;
-use caja_tests::harness::{TestDir, TestNode, TestServer, wait_until};
+use caja_tests::harness::{HqOptions, TestDir, TestNode, spawn_hq_in, spawn_hq_with, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,7 +19,11 @@ async fn a_store_over_the_per_address_limit_is_told_why() -> anyhow::Result<()> 
         connections_per_ip: 1,
         ..ServerOptions::default()
     };
-    let server = TestServer::start_with(&dir.join("server"), Currency::GBP, options).await?;
+    let server = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(&dir.join("server"))
+    })
+    .await;
     let first_ticket = server.create_store("a", "A").await?;
     let second_ticket = server.create_store("b", "B").await?;
     let first = TestNode::start(&dir.join("a"), "a", Currency::GBP, Some(first_ticket)).await?;
@@ -76,7 +80,7 @@ async fn a_store_over_the_per_address_limit_is_told_why() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_enrolled_lan_certificate_covers_this_machine_too() -> anyhow::Result<()> {
     let dir = TestDir::new("lan-cert")?;
-    let server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let server = spawn_hq_in(&dir.join("server")).await;
     let ticket = server.create_store("l", "L").await?;
     caja_node::enroll::enroll(&caja_node::enroll::EnrollOptions {
         data_dir: dir.join("l"),

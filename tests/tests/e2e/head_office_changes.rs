@@ -13,7 +13,9 @@ use caja_shared::auth::secrets::Secret;
 use caja_shared::docs::Product;
 use caja_shared::money::Currency;
 use caja_sync_server::{NewUser, UserPatch};
-use caja_tests::harness::{Api, PASSWORD, TestDir, TestNode, TestServer, wait_catalog, wait_until};
+use caja_tests::harness::{
+    Api, PASSWORD, TestDir, TestNode, spawn_hq_in, wait_catalog, wait_for_staff, wait_until,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -37,12 +39,12 @@ async fn status_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> anyhow::Result<()> {
     let dir = TestDir::new("hq-changes")?;
-    let server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let server = spawn_hq_in(&dir.join("server")).await;
     let ticket = server.create_store("c", "Store C").await?;
     let node = TestNode::start(&dir.join("c"), "c", Currency::GBP, Some(ticket.clone())).await?;
     // The node restarts once (a reboot) before head office changes anything: its staff
     // document must load from disk and keep syncing.
-    node.stop().await?;
+    node.stop().await;
     // While it is down its copy of the staff document is damaged (a disk error): the node
     // must drop it and fetch it again from head office, not fail every session.
     {
@@ -90,7 +92,7 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
             },
         )
         .await?;
-    caja_demo::chain::wait_for_staff(&node.node, "sam", WAIT).await?;
+    wait_for_staff(&node.node, "sam", WAIT).await?;
     let sam = node.api.fresh();
     let login = sam.login_password("sam", PASSWORD).await?;
     ensure!(

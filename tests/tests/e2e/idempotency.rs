@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use caja_shared::docs::Product;
 use caja_shared::money::Currency;
-use caja_tests::harness::{Api, TestDir, TestNode, TestServer, wait_catalog, wait_synced, wait_until};
+use caja_tests::harness::{Api, TestDir, TestNode, spawn_hq_in, wait_catalog, wait_synced, wait_until};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -66,7 +66,7 @@ async fn sales_today(api: &Api) -> anyhow::Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_checkout_is_recorded_once_at_the_node_and_the_server() -> anyhow::Result<()> {
     let dir = TestDir::new("idempotency")?;
-    let server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let server = spawn_hq_in(&dir.join("server")).await;
     let target = server.create_store("shop", "Shop").await?;
     let node = TestNode::start(&dir.join("shop"), "shop", Currency::GBP, Some(target)).await?;
     server
@@ -147,9 +147,9 @@ async fn a_retried_checkout_is_recorded_once_at_the_node_and_the_server() -> any
     );
     ensure!(server.server().fact_count().await? == 2 + LOGINS);
 
-    node.stop().await?;
+    node.stop().await;
     let mut server = server;
-    server.stop().await?;
+    server.stop().await;
     Ok(())
 }
 

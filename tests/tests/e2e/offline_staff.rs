@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use caja_shared::docs::Product;
 use caja_shared::money::Currency;
 use caja_sync_server::audit::AuditQuery;
-use caja_tests::harness::{TestDir, TestNode, TestServer, pin_of, wait_catalog, wait_synced, wait_until};
+use caja_tests::harness::{TestDir, TestNode, pin_of, spawn_hq_in, wait_catalog, wait_synced, wait_until};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -32,7 +32,7 @@ fn tea() -> Product {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() -> anyhow::Result<()> {
     let dir = TestDir::new("offline-staff")?;
-    let mut server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let mut server = spawn_hq_in(&dir.join("server")).await;
     let ticket = server.create_store("a", "Store A").await?;
     let staff = ticket.staff.clone();
     let node = TestNode::start(&dir.join("a"), "a", Currency::GBP, Some(ticket)).await?;
@@ -43,7 +43,7 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
     wait_catalog(server.server(), &node.api, 1, WAIT).await?;
 
     // Head office goes away.
-    server.stop().await?;
+    server.stop().await;
     wait_until("the node to notice the server is gone", WAIT, || async {
         Ok(!node.api.sync_status().await?.connected)
     })
@@ -117,7 +117,7 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
     ensure!(node.api.sync_status().await?.pending_facts >= 5);
 
     // Head office comes back; the store catches up.
-    server.restart().await?;
+    server.restart().await;
     let facts = node
         .node
         .db()

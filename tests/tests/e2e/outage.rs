@@ -15,7 +15,7 @@ use caja_shared::money::Currency;
 use caja_sync_server::{SalesReport, Totals};
 use caja_tests::expected::round_cents;
 use caja_tests::harness::{
-    Api, SaleView, TestDir, TestNode, TestServer, wait_catalog, wait_synced, wait_until,
+    Api, SaleView, TestDir, TestNode, spawn_hq_in, wait_catalog, wait_synced, wait_until,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -254,7 +254,7 @@ fn compare(report: &SalesReport, acked: &Acked) -> anyhow::Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_store_and_server_restart_converge_to_the_cent() -> anyhow::Result<()> {
     let dir = TestDir::new("outage")?;
-    let mut server = TestServer::start(&dir.join("server"), Currency::GBP).await?;
+    let mut server = spawn_hq_in(&dir.join("server")).await;
     let target_a = server.create_store("a", "Store A").await?;
     let target_b = server.create_store("b", "Store B").await?;
     let a = TestNode::start(&dir.join("a"), "a", Currency::GBP, Some(target_a)).await?;
@@ -367,13 +367,13 @@ async fn offline_store_and_server_restart_converge_to_the_cent() -> anyhow::Resu
     );
 
     // The server stops; b keeps selling; the server comes back on the same port.
-    server.stop().await?;
+    server.stop().await;
     wait_until("store b to notice the server is gone", WAIT, || async {
         Ok(!b.api.sync_status().await?.connected)
     })
     .await?;
     let b3 = sell(&b.api, "b", 50..55, &new, false).await?;
-    server.restart().await?;
+    server.restart().await;
     a.api.set_link(true).await?;
 
     let mut acked = Acked::default();
@@ -459,8 +459,8 @@ async fn offline_store_and_server_restart_converge_to_the_cent() -> anyhow::Resu
         ensure!(n.api.product(CHANGED).await?.unit_price == new_price);
     }
 
-    a.stop().await?;
-    b.stop().await?;
-    server.stop().await?;
+    a.stop().await;
+    b.stop().await;
+    server.stop().await;
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::ensure;
 use caja_shared::money::Currency;
 use caja_sync_server::ServerOptions;
-use caja_tests::harness::{TestDir, TestNode, TestServer, wait_synced, wait_until};
+use caja_tests::harness::{HqOptions, TestDir, TestNode, spawn_hq_with, wait_synced, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -25,7 +25,11 @@ async fn a_live_node_renews_its_certificate_and_reconnects_with_it() -> anyhow::
         node_cert_validity: Duration::from_secs(6),
         ..ServerOptions::default()
     };
-    let server = TestServer::start_with(&dir.join("server"), Currency::GBP, options).await?;
+    let server = spawn_hq_with(HqOptions {
+        server: options,
+        ..HqOptions::in_dir(&dir.join("server"))
+    })
+    .await;
     let ticket = server.create_store("r", "Renewing store").await?;
     let node = TestNode::start(&dir.join("r"), "r", Currency::GBP, Some(ticket)).await?;
     wait_until("the first session", WAIT, || async {

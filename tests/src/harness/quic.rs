@@ -1,13 +1,12 @@
-//! Test harness: a server on loopback ports in a temp dir, enrollment of test nodes
-//! (real CSRs, real certificates), and a minimal node (an in-memory document host driving
-//! `caja_shared::sync::Session` over mutual-TLS QUIC).
-#![allow(dead_code, clippy::unwrap_used)]
+//! Raw QUIC peers for head office's protocol tests: enrollment of test nodes with real
+//! CSRs and certificates ([`enroll`]), client endpoints with or without a certificate
+//! ([`endpoint`], [`connect`]), reading the server's refusals ([`read_until_error`],
+//! [`close_code`]), and a minimal node ([`RawNode`]): an in-memory document host
+//! ([`MemHost`]) driving `caja_shared::sync::Session` over mutual-TLS QUIC.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use automerge::sync::{self, Message, SyncDoc};
@@ -15,83 +14,22 @@ use automerge::{Automerge, ChangeHash};
 use caja_shared::docs::{self, DocId};
 use caja_shared::facts::Fact;
 use caja_shared::ids::{FactId, NodeId, StoreCode};
-use caja_shared::money::Currency;
 use caja_shared::protocol::Frame;
 use caja_shared::sync::{DocHost, Session, SyncError};
-use caja_sync_server::client::ClientIdentity;
-use caja_sync_server::{ServerError, ServerOptions, SyncServer, client, wire};
+use caja_sync_server::client::{self, ClientIdentity};
+use caja_sync_server::wire;
 use chrono::NaiveDate;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-/// A server serving on loopback until `stop`.
-pub struct Running {
-    pub server: SyncServer,
-    pub quic: SocketAddr,
-    pub http: SocketAddr,
-    pub shutdown: CancellationToken,
-    pub handle: JoinHandle<Result<(), ServerError>>,
-}
+use super::TestHq;
 
-impl Running {
-    pub async fn start(dir: &Path) -> Running {
-        Self::start_with(dir, ServerOptions::default()).await
-    }
-
-    pub async fn start_with(dir: &Path, options: ServerOptions) -> Running {
-        let server = SyncServer::open_with(dir, Currency::GBP, options).unwrap();
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let quic = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tcp.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn({
-            let (server, shutdown) = (server.clone(), shutdown.clone());
-            async move { server.serve(udp, tcp, shutdown).await }
-        });
-        Running {
-            server,
-            quic,
-            http,
-            shutdown,
-            handle,
-        }
-    }
-
-    /// Cancels and waits for `serve` to return.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.handle)
-            .await
-            .expect("serve returns after shutdown")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// Polls `check` every 20 ms until it is true; panics after `limit` (a timeout, not a
-/// timing assertion).
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long [`read_until_error`] waits for a frame and [`close_code`] for the close.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An in-memory node's documents.
 #[derive(Default)]
 pub struct MemHost {
+    /// The documents by id.
     pub docs: HashMap<DocId, Automerge>,
 }
 
@@ -104,6 +42,7 @@ impl MemHost {
         self.docs.get_mut(doc).ok_or_else(|| "vanished".to_string())
     }
 
+    /// The sorted hex heads of `doc` (empty when the host does not have it).
     pub fn heads_hex(&self, doc: &DocId) -> Vec<String> {
         let mut h: Vec<String> = self
             .docs
@@ -139,13 +78,16 @@ impl DocHost for MemHost {
     }
 }
 
-/// Sample sales of `store` on `date`, with fresh ids.
+/// `n` sample sales of `store` on `date`, with fresh ids.
+///
+/// # Panics
+/// When `store` is not a store code.
 pub fn sales(store: &str, date: NaiveDate, n: usize) -> Vec<Fact> {
     (0..n)
         .map(|_| {
             let mut f = caja_shared::facts::tests_support::sample();
             f.id = FactId::new();
-            f.store = store.parse().unwrap();
+            f.store = store.parse().expect("a store code");
             f.business_date = date;
             f
         })
@@ -153,41 +95,60 @@ pub fn sales(store: &str, date: NaiveDate, n: usize) -> Vec<Fact> {
 }
 
 /// A ledger document holding `facts` (all of one store and day).
+///
+/// # Panics
+/// When `facts` is empty or cannot be appended.
 pub fn ledger_with(facts: &[Fact]) -> (DocId, Automerge) {
     let doc = DocId::Ledger {
         store: facts[0].store.clone(),
         date: facts[0].business_date,
     };
     let mut am = docs::ledger_empty();
-    docs::append_facts(&mut am, facts).unwrap();
+    docs::append_facts(&mut am, facts).expect("facts append to a ledger");
     (doc, am)
 }
 
 /// A QUIC client endpoint trusting the CA with `fingerprint`, presenting `identity`.
+///
+/// # Panics
+/// When the endpoint cannot be bound or the fingerprint or identity is unusable.
 pub fn endpoint(fingerprint: &str, identity: Option<&ClientIdentity>) -> quinn::Endpoint {
-    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    ep.set_default_client_config(client::client_config(fingerprint, identity).unwrap());
+    let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("a client endpoint");
+    ep.set_default_client_config(
+        client::client_config(fingerprint, identity).expect("a client configuration"),
+    );
     ep
 }
 
 /// An enrolled test node: its id, store, key and certificate.
 pub struct Enrolled {
+    /// The node id head office gave it.
     pub node: NodeId,
+    /// Its store.
     pub store: StoreCode,
+    /// Its private key (PEM).
     pub key_pem: caja_shared::auth::secrets::Secret,
+    /// Its client certificate (DER).
     pub certificate: Vec<u8>,
+    /// When the certificate expires (Unix seconds).
     pub not_after: i64,
 }
 
 impl Enrolled {
+    /// The certificate and key as a client identity.
+    ///
+    /// # Panics
+    /// When they do not make one (a harness bug).
     pub fn identity(&self) -> ClientIdentity {
-        ClientIdentity::new(self.certificate.clone(), &self.key_pem).unwrap()
+        ClientIdentity::new(self.certificate.clone(), &self.key_pem).expect("a client identity")
     }
 
-    pub fn endpoint(&self, run: &Running) -> quinn::Endpoint {
-        endpoint(&run.server.ca_fingerprint(), Some(&self.identity()))
+    /// An endpoint that trusts `hq`'s CA and presents this node's certificate.
+    pub fn endpoint(&self, hq: &TestHq) -> quinn::Endpoint {
+        endpoint(&hq.ca_fingerprint(), Some(&self.identity()))
     }
 
+    /// The `Hello` this node opens a session with (announcing no documents).
     pub fn hello(&self) -> Frame {
         Frame::Hello {
             node: self.node,
@@ -198,13 +159,16 @@ impl Enrolled {
 }
 
 /// Registers `store` if needed and enrolls a node for it with a fresh code.
-pub async fn enroll(run: &Running, store: &str) -> Enrolled {
-    let code: StoreCode = store.parse().unwrap();
-    let _ = run
+///
+/// # Panics
+/// When the code cannot be issued or the enrollment fails.
+pub async fn enroll(hq: &TestHq, store: &str) -> Enrolled {
+    let code: StoreCode = store.parse().expect("a store code");
+    let _ = hq
         .server
         .create_store(&caja_sync_server::Actor::local(), code.clone(), store)
         .await;
-    let issued = run
+    let issued = hq
         .server
         .enrollment_code(
             &caja_sync_server::Actor::local(),
@@ -212,17 +176,17 @@ pub async fn enroll(run: &Running, store: &str) -> Enrolled {
             Duration::from_secs(3600),
         )
         .await
-        .unwrap();
-    let key = client::node_csr().unwrap();
+        .expect("an enrollment code");
+    let key = client::node_csr().expect("a node key and CSR");
     let e = client::enroll(
-        &run.quic.to_string(),
-        &run.server.ca_fingerprint(),
+        &hq.quic.to_string(),
+        &hq.ca_fingerprint(),
         issued.code,
         key.csr_der,
         None,
     )
     .await
-    .unwrap();
+    .expect("the enrollment succeeds");
     assert_eq!(e.store, code);
     Enrolled {
         node: e.node,
@@ -234,19 +198,29 @@ pub async fn enroll(run: &Running, store: &str) -> Enrolled {
 }
 
 /// Connects and opens the sync stream.
+///
+/// # Panics
+/// When the connection or the stream cannot be opened.
 pub async fn connect(
     ep: &quinn::Endpoint,
     addr: SocketAddr,
 ) -> (quinn::Connection, quinn::SendStream, quinn::RecvStream) {
-    let conn = ep.connect(addr, client::SERVER_NAME).unwrap().await.unwrap();
-    let (send, recv) = conn.open_bi().await.unwrap();
+    let conn = ep
+        .connect(addr, client::SERVER_NAME)
+        .expect("a connection attempt")
+        .await
+        .expect("a connection");
+    let (send, recv) = conn.open_bi().await.expect("a sync stream");
     (conn, send, recv)
 }
 
 /// Reads frames until an Error frame arrives (skipping Welcome and Sync); returns it.
+///
+/// # Panics
+/// When no readable frame arrives within [`FRAME_TIMEOUT`] or the stream ends first.
 pub async fn read_until_error(recv: &mut quinn::RecvStream) -> Frame {
     loop {
-        let f = tokio::time::timeout(Duration::from_secs(10), wire::read_frame(recv))
+        let f = tokio::time::timeout(FRAME_TIMEOUT, wire::read_frame(recv))
             .await
             .expect("a frame in time")
             .expect("a readable frame")
@@ -258,8 +232,11 @@ pub async fn read_until_error(recv: &mut quinn::RecvStream) -> Frame {
 }
 
 /// Waits for the connection to close and returns the application close code, if any.
+///
+/// # Panics
+/// When the server does not close it within [`FRAME_TIMEOUT`].
 pub async fn close_code(conn: &quinn::Connection) -> Option<u64> {
-    match tokio::time::timeout(Duration::from_secs(10), conn.closed())
+    match tokio::time::timeout(FRAME_TIMEOUT, conn.closed())
         .await
         .expect("the server closes the connection")
     {
@@ -269,24 +246,36 @@ pub async fn close_code(conn: &quinn::Connection) -> Option<u64> {
 }
 
 /// A minimal node: one connection running a client session over an in-memory host.
-pub struct Node {
+pub struct RawNode {
+    /// The documents, shared with the session task.
     pub host: Arc<Mutex<MemHost>>,
+    /// The connection to head office.
     pub conn: quinn::Connection,
+    /// The session task: `Ok` when head office ended the stream, `Err` with the reason.
     pub task: JoinHandle<Result<(), String>>,
     _endpoint: quinn::Endpoint,
 }
 
-impl Node {
-    pub async fn start(run: &Running, me: &Enrolled, host: MemHost) -> Node {
-        let ep = me.endpoint(run);
-        let (conn, mut send, mut recv) = connect(&ep, run.quic).await;
+/// Locks the host, even if a panicking test poisoned it.
+fn lock(host: &Mutex<MemHost>) -> MutexGuard<'_, MemHost> {
+    host.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RawNode {
+    /// Connects `me` to `hq` and runs a client session over `host` until the stream ends.
+    ///
+    /// # Panics
+    /// When the connection cannot be made.
+    pub async fn start(hq: &TestHq, me: &Enrolled, host: MemHost) -> RawNode {
+        let ep = me.endpoint(hq);
+        let (conn, mut send, mut recv) = connect(&ep, hq.quic).await;
         let host = Arc::new(Mutex::new(host));
         let (node, store) = (me.node, me.store.clone());
         let task = tokio::spawn({
             let host = host.clone();
             async move {
                 let (mut session, hello) = {
-                    let mut h = host.lock().unwrap();
+                    let mut h = lock(&host);
                     Session::client(&mut *h, node, store).map_err(|e| e.to_string())?
                 };
                 wire::write_frame(&mut send, &hello)
@@ -297,7 +286,7 @@ impl Node {
                         return Ok(());
                     };
                     let out = {
-                        let mut h = host.lock().unwrap();
+                        let mut h = lock(&host);
                         session.handle(frame, &mut *h).map_err(|e| e.to_string())?
                     };
                     for f in out {
@@ -308,7 +297,7 @@ impl Node {
                 }
             }
         });
-        Node {
+        RawNode {
             host,
             conn,
             task,
@@ -316,49 +305,30 @@ impl Node {
         }
     }
 
+    /// The sorted hex heads of the node's catalog.
     pub fn catalog_heads(&self) -> Vec<String> {
-        self.host.lock().unwrap().heads_hex(&DocId::Catalog)
+        lock(&self.host).heads_hex(&DocId::Catalog)
     }
 
+    /// The sorted hex heads of `doc`.
     pub fn doc_heads(&self, doc: &DocId) -> Vec<String> {
-        self.host.lock().unwrap().heads_hex(doc)
+        lock(&self.host).heads_hex(doc)
     }
 
+    /// A product of the node's catalog.
+    ///
+    /// # Panics
+    /// When the catalog cannot be read.
     pub fn product(&self, sku: &str) -> Option<caja_shared::docs::Product> {
-        let h = self.host.lock().unwrap();
+        let h = lock(&self.host);
         h.docs
             .get(&DocId::Catalog)
-            .and_then(|d| docs::product(d, sku).unwrap())
+            .and_then(|d| docs::product(d, sku).expect("a readable catalog"))
     }
 
+    /// Closes the connection (code 0) and stops the session.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
         self.task.abort();
     }
-}
-
-/// The stored `store/<store>` document of a data dir, read from its database file.
-pub fn stored_store_doc(dir: &Path, store: &str) -> Option<Automerge> {
-    let conn = rusqlite::Connection::open(dir.join(caja_sync_server::db::DB_FILE)).unwrap();
-    caja_shared::docstore::load(
-        &conn,
-        &DocId::Store {
-            store: store.parse().unwrap(),
-        },
-    )
-    .unwrap()
-}
-
-/// The users of a stored store document, by username.
-pub fn staff(dir: &Path, store: &str) -> Vec<caja_shared::docs::store::StaffUser> {
-    let Some(doc) = stored_store_doc(dir, store) else {
-        return vec![];
-    };
-    let mut v: Vec<_> = caja_shared::docs::store::users(&doc)
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    v.sort_by(|a, b| a.username.cmp(&b.username));
-    v
 }
