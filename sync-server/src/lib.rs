@@ -20,8 +20,6 @@
 //! - [`error`] holds [`ServerError`].
 //! - [`tls`] holds the server's CA and certificate (rcgen), QUIC server TLS config.
 //! - [`ca`] holds CSR checks and the signing of node certificates.
-//! - [`client`], [`wire`]: re-exports of [`caja_shared::net`] (the node's side of the
-//!   link, frames on QUIC streams).
 //!
 //! Every operation that changes something takes the acting [`Actor`] the audit log
 //! records: the admin API passes the logged-in user, the CLI and in-process callers
@@ -40,10 +38,6 @@ pub mod server;
 pub mod stores;
 pub mod tls;
 pub mod users;
-
-// The node's side of the link and the frame codec live in caja-shared; these paths stay
-// for head office's own code.
-pub use caja_shared::net::{client, wire};
 
 pub use audit::{Actor, AuditEntry, AuditQuery};
 pub use catalog::{CatalogSummary, validate_product};

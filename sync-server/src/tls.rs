@@ -6,7 +6,7 @@
 //! `localhost` and the IP 127.0.0.1, and writes `ca.pem`, `ca.key.pem`, `server.pem` and
 //! `server.key.pem` into the data dir (keys with mode 0600 on Unix). Later starts reuse
 //! them, so the CA fingerprint nodes pin stays the same. Nodes pin the SHA-256 of the CA
-//! certificate ([`fingerprint`]); see [`crate::client`]. The CA also signs the nodes'
+//! certificate ([`fingerprint`]); see [`caja_shared::net::client`]. The CA also signs the nodes'
 //! client and LAN certificates ([`crate::ca`]), and the QUIC server asks every connection
 //! for a client certificate issued by it (mutual TLS).
 

@@ -1,15 +1,16 @@
 //! QUIC integration tests: a real server on loopback, nodes enrolled with real CSRs and
 //! certificates, speaking the wire protocol over mutual TLS with
-//! `caja_sync_server::client` and `wire`.
+//! `caja_shared::net::client` and `wire`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use caja_shared::docs::{DocId, Product};
 use caja_shared::ids::NodeId;
+use caja_shared::net::client::{self, EnrollError};
+use caja_shared::net::wire;
 use caja_shared::protocol::{ErrorCode, Frame, PROTOCOL_VERSION};
-use caja_sync_server::client::{self, EnrollError};
-use caja_sync_server::{AuditQuery, SalesReport, ServerOptions, wire};
+use caja_sync_server::{AuditQuery, SalesReport, ServerOptions};
 use caja_tests::harness::hq::{staff, stored_store_doc};
 use caja_tests::harness::quic::*;
 use caja_tests::harness::{HqOptions, TestHq, eventually, spawn_hq_in, spawn_hq_with};

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caja_shared::auth::secrets::Secret;
-use caja_sync_server::{NewUser, ServerOptions, client};
+use caja_shared::net::client;
+use caja_sync_server::{NewUser, ServerOptions};
 use caja_tests::harness::quic::*;
 use caja_tests::harness::{HqOptions, spawn_hq_with};
 use serde_json::{Value, json};

@@ -24,7 +24,7 @@ use crate::db::TrustDb;
 use crate::error::ServerError;
 use crate::server::hub::Hub;
 use crate::stores::trust::{self, CodeRefusal};
-use crate::wire;
+use caja_shared::net::wire;
 
 /// How long the server waits for the new node to close after `Enrolled`.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);

@@ -41,7 +41,7 @@ use tracing::Instrument;
 use crate::audit::NewEntry;
 use crate::db::TrustDb;
 use crate::server::hub::Hub;
-use crate::wire;
+use caja_shared::net::wire;
 
 /// How long a node has to open its stream and send its first frame.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

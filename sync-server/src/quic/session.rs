@@ -24,7 +24,7 @@ use crate::audit::NewEntry;
 use crate::db::{self, StoreDb, TrustDb};
 use crate::quic::host::ServerHost;
 use crate::server::hub::Hub;
-use crate::wire::{self, WireError};
+use caja_shared::net::wire::{self, WireError};
 
 /// Minimum interval between `last_contact` updates of one connection.
 const TOUCH_EVERY: Duration = Duration::from_secs(1);

@@ -14,10 +14,10 @@ use automerge::{Automerge, ChangeHash};
 use caja_shared::docs::{self, DocId};
 use caja_shared::facts::Fact;
 use caja_shared::ids::{FactId, NodeId, StoreCode};
+use caja_shared::net::client::{self, ClientIdentity};
+use caja_shared::net::wire;
 use caja_shared::protocol::Frame;
 use caja_shared::sync::{DocHost, Session, SyncError};
-use caja_sync_server::client::{self, ClientIdentity};
-use caja_sync_server::wire;
 use chrono::NaiveDate;
 use tokio::task::JoinHandle;
 
