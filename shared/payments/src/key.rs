@@ -7,6 +7,10 @@
 //! the step. Attempt numbers, clocks, amounts and tokens never enter it (they are not
 //! parameters of [`idempotency_key`]); a property test below checks that requests which
 //! differ only in those fields get the same key.
+//!
+//! Consequence for callers: a declined tender is finished. If the customer offers another
+//! card, that is a new tender with a new id; reusing the declined tender's id with another
+//! token or amount is refused by the provider (same key, other body: `idempotency_error`).
 
 use std::fmt;
 

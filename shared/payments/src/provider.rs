@@ -58,7 +58,8 @@ impl fmt::Display for IntentId {
 /// Ask for an authorization: create and confirm a PaymentIntent with manual capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRequest {
-    /// The tender this authorization pays; the idempotency key derives from it.
+    /// The tender this authorization pays; the idempotency key derives from it, so another
+    /// card after a decline needs a new tender id.
     pub tender: TenderId,
     /// Amount in minor units of `currency` (pence for GBP); 1..=[`MAX_AMOUNT_MINOR`].
     pub amount_minor: i64,

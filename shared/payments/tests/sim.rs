@@ -151,6 +151,16 @@ async fn declines_have_readable_reasons() {
         panic!()
     };
     let id = d.intent.unwrap();
+    // Another card under the declined tender's id is refused: another card is a new tender.
+    let again = AuthorizeRequest {
+        card_token: "tok_approve".into(),
+        ..req.clone()
+    };
+    let e = p.authorize(&again).await.unwrap_err();
+    assert!(
+        matches!(e, PaymentError::Rejected { status: 400, ref code, .. } if code == "idempotency_key_in_use"),
+        "{e:?}"
+    );
     let c = p
         .cancel(&CancelRequest {
             tender: req.tender,
