@@ -415,6 +415,21 @@ async fn simulator_refuses_garbage_without_panicking() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    let r = http
+        .get(format!("{}/v1/refunds", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let r = http
+        .get(format!("{}/v1/payment_intents/%FF%FE", s.base_url()))
+        .bearer_auth("sk_t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
     // Still serving.
     let p = client(&s.base_url(), 2000);
     authorized(&p, &auth(100, "tok_approve")).await;

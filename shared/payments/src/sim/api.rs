@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -520,10 +520,13 @@ pub(super) async fn create(
 /// `POST /v1/payment_intents/{id}/{confirm|capture|cancel}`.
 pub(super) async fn action(
     State(sim): State<Simulator>,
-    Path((id, action)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(Path((id, action))) = path else {
+        return not_found().await;
+    };
     let fingerprint = format!("POST /v1/payment_intents/{id}/{action}");
     let op = match action.as_str() {
         "confirm" => Op::Confirm(id),
@@ -546,9 +549,12 @@ pub(super) async fn refund(
 /// `GET /v1/payment_intents/{id}`.
 pub(super) async fn retrieve(
     State(sim): State<Simulator>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(Path(id)) = path else {
+        return not_found().await;
+    };
     if let Err(r) = gate(&sim, &headers) {
         return respond(r, false);
     }
@@ -558,6 +564,20 @@ pub(super) async fn retrieve(
         None => no_such_intent(&id),
     };
     respond(r, false)
+}
+
+/// A known path with another method: Stripe-style 405.
+pub(super) async fn method_not_allowed() -> Response {
+    respond(
+        err(
+            405,
+            "invalid_request_error",
+            None,
+            "Method not allowed for this URL.",
+            None,
+        ),
+        false,
+    )
 }
 
 /// Any other path: Stripe's unrecognized-URL error.

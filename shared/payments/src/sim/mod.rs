@@ -188,6 +188,7 @@ impl Simulator {
             .route("/_sim/outage", post(outage))
             .route("/_sim/lose_next", post(lose_next))
             .fallback(api::not_found)
+            .method_not_allowed_fallback(api::method_not_allowed)
             .layer(DefaultBodyLimit::max(self.config.max_body))
             .with_state(self.clone())
     }
