@@ -11,7 +11,11 @@
 //! - [`protocol`]: the versioned QUIC wire frames.
 //! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
 //! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
+//! - [`problem`]: the RFC 9457 problem body and the one problem-type vocabulary of the
+//!   HTTP APIs (with the `http` feature, its axum glue).
+//! - [`audit`]: the one audit-kind vocabulary of node and head office.
 
+pub mod audit;
 pub mod auth;
 pub mod barcode;
 pub mod docs;
@@ -22,5 +26,6 @@ pub mod ids;
 pub mod money;
 pub mod net;
 pub mod pin;
+pub mod problem;
 pub mod protocol;
 pub mod sync;
