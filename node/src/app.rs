@@ -90,6 +90,15 @@ impl Node {
             .await
     }
 
+    /// What the auth services need: database, token keys and settings, identity.
+    pub fn auth_ctx(&self) -> crate::auth::AuthCtx<'_> {
+        crate::auth::AuthCtx {
+            db: &self.0.db,
+            auth: &self.0.auth,
+            identity: &self.0.identity,
+        }
+    }
+
     /// The database handle.
     pub fn db(&self) -> &Db {
         &self.0.db

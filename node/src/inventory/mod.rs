@@ -16,7 +16,6 @@ use crate::auth::Principal;
 use crate::decimal::{self, check_quantity};
 use crate::error::NodeError;
 use crate::identity::Identity;
-use crate::store::facts::Author;
 use crate::store::{Ctx, facts as ledger, projection};
 
 /// `POST /v1/stock/movements` body.
@@ -99,7 +98,7 @@ pub fn record_movement(
         reason: req.reason,
         note: req.note.clone(),
     });
-    let fact = ledger::envelope(ctx, ident, terminal, occurred_at, &Author::of(by), body);
+    let fact = ledger::envelope(ctx, ident, terminal, occurred_at, &by.author(), body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }

@@ -22,7 +22,6 @@ use crate::config::check_terminal;
 use crate::decimal::{self, check_price, check_quantity};
 use crate::error::NodeError;
 use crate::identity::Identity;
-use crate::store::facts::Author;
 use crate::store::{Ctx, facts as ledger, projection};
 
 /// Most lines in one sale or refund. Real wholesale orders are long: the online-retail
@@ -271,7 +270,7 @@ pub fn checkout(
     }
     let (net, tax, total, change) =
         facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
-    let mut author = Author::of(&actor.principal);
+    let mut author = actor.principal.author();
     let mut needed = Vec::new();
     if lines.iter().any(|l| l.price_overridden) {
         needed.push((
@@ -428,7 +427,7 @@ pub fn refund(
         amount_minor: total,
     }];
     facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
-    let mut author = Author::of(&actor.principal);
+    let mut author = actor.principal.author();
     let mut needed = Vec::new();
     if original.is_none() {
         needed.push((Permission::RefundNoReceipt, "a refund without receipt"));

@@ -157,9 +157,9 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
             .iter()
             .any(|e| e.kind == kind && e.actor_id.as_deref() == Some(who))
     };
-    ensure!(has("fact.security.login_succeeded", &cashier_id), "{audit:#?}");
-    ensure!(has("fact.security.login_failed", &manager_id), "{audit:#?}");
-    ensure!(has("fact.security.override_granted", &manager_id), "{audit:#?}");
+    ensure!(has("fact.login.succeeded", &cashier_id), "{audit:#?}");
+    ensure!(has("fact.login.failed", &manager_id), "{audit:#?}");
+    ensure!(has("fact.override.granted", &manager_id), "{audit:#?}");
     ensure!(has("fact.override", &cashier_id), "{audit:#?}");
     let text = format!("{audit:?}");
     ensure!(

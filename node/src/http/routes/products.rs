@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
-use crate::auth::{Principal, audit};
+use crate::auth::Principal;
 use crate::catalog::{self, ImportReport, ProductInput, ProductView};
 use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
-use crate::store::projection;
+use crate::store::{audit, projection};
 
 /// Creates or updates a product in this store's catalog (it replicates to head office).
 #[utoipa::path(put, path = "/v1/products/{sku}", request_body = ProductInput,
@@ -33,7 +33,7 @@ pub async fn put(
     node.db()
         .write(move |ctx| {
             catalog::put(ctx, std::slice::from_ref(&product))?;
-            audit::catalog_changed(ctx.conn, &p, &[product.sku], "put")?;
+            audit::catalog_changed(ctx.conn, p.who(), &[product.sku], "put")?;
             Ok::<_, NodeError>(())
         })
         .await?;
@@ -65,7 +65,7 @@ pub async fn import(
         .write(move |ctx| {
             catalog::put(ctx, &products)?;
             let skus: Vec<String> = products.iter().map(|p| p.sku.clone()).collect();
-            audit::catalog_changed(ctx.conn, &p, &skus, "import")?;
+            audit::catalog_changed(ctx.conn, p.who(), &skus, "import")?;
             Ok::<_, NodeError>(())
         })
         .await?;
