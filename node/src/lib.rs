@@ -8,13 +8,14 @@
 //! - [`app`]: [`Node`]: open, serve, shut down.
 //! - [`identity`]: node id, store, terminal, currency.
 //! - [`store`]: SQLite writer (group commit), read pool, projections.
-//! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services.
+//! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services, each with its
+//!   own error (`CatalogError`, `SaleError`, `InventoryError`; reports fail only in storage).
 //! - [`http`]: REST routes, problem+json errors, OpenAPI.
 //! - [`sync`]: the QUIC sync client.
 //! - [`replay`]: replays of real retail files through the REST API.
 //! - [`client`]: a logged-in client of a node's API (replays, benchmarks).
 //! - [`chain`], [`demo`]: an in-process chain (server + nodes) for the demo and replays.
-//! - [`error`], [`decimal`]: the domain error and decimal input helpers.
+//! - [`decimal`]: decimal input helpers.
 
 pub mod app;
 pub mod auth;
@@ -26,7 +27,6 @@ pub mod config;
 pub mod decimal;
 pub mod demo;
 pub mod enroll;
-pub mod error;
 pub mod http;
 pub mod identity;
 pub mod inventory;

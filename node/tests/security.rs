@@ -454,7 +454,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     let facts = node
         .node
         .db()
-        .read(|c| -> Result<String, caja_node::error::NodeError> {
+        .read(|c| -> Result<String, anyhow::Error> {
             let mut s = c.prepare("SELECT body FROM facts WHERE kind = 'security'")?;
             let rows: Vec<String> = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(rows.join("\n"))

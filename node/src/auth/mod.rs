@@ -125,9 +125,19 @@ pub enum AuthError {
         /// What is wrong.
         reason: String,
     },
+    /// The request conflicts with what is stored: a taken username, or a local user on an
+    /// enrolled node (409).
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed (500; boxed: storage errors are large and rare).
     #[error(transparent)]
     Store(Box<StoreError>),
+}
+
+impl From<caja_shared::docs::DocError> for AuthError {
+    fn from(e: caja_shared::docs::DocError) -> Self {
+        StoreError::Schema(e).into()
+    }
 }
 
 impl From<StoreError> for AuthError {

@@ -1,5 +1,6 @@
 //! HTTP errors: every client-visible outcome of the node API and the ONE place that maps
-//! the domain errors ([`NodeError`], [`AuthError`]) to a status and an RFC 9457
+//! the domain errors ([`CatalogError`], [`SaleError`], [`InventoryError`], [`AuthError`],
+//! [`StoreError`]) to a status and an RFC 9457
 //! `application/problem+json` body of the shared vocabulary ([`caja_shared::problem`],
 //! the same types head office uses; docs/ERRORS.md).
 //!
@@ -11,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use caja_shared::problem::{self, ProblemType};
 
 use crate::auth::AuthError;
-use crate::error::NodeError;
+use crate::catalog::CatalogError;
+use crate::inventory::InventoryError;
+use crate::sales::SaleError;
 use crate::store::StoreError;
 
 pub use caja_shared::problem::Problem;
@@ -19,9 +22,35 @@ pub use caja_shared::problem::Problem;
 /// Every error a handler returns.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A domain refusal.
+    /// A catalog refusal.
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Catalog(#[from] CatalogError),
+    /// A sale or refund refusal.
+    #[error(transparent)]
+    Sale(#[from] SaleError),
+    /// A stock refusal.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// An authentication or authorisation refusal.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Storage failed (500; boxed: storage errors are large and rare).
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// A field of the request (a parameter, a header, a JSON value) is invalid (422).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, e.g. `limit` or `lines[0].quantity`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No such resource (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The `Idempotency-Key` was already used for a different request (422).
+    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    IdempotencyReused(String),
     /// The body is not valid JSON of the expected shape (400 `malformed-json`).
     #[error("{0}")]
     BadJson(String),
@@ -37,15 +66,25 @@ pub enum ApiError {
     Rejected(Problem),
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Node(NodeError::from(e))
+impl ApiError {
+    /// Shorthand for [`ApiError::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        ApiError::Node(NodeError::Auth(e))
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e).into()
     }
 }
 
@@ -73,17 +112,34 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// The problem type of a domain refusal.
-fn node_type(e: &NodeError) -> ProblemType {
+/// The problem type of a catalog refusal.
+fn catalog_type(e: &CatalogError) -> ProblemType {
     match e {
-        NodeError::Invalid { .. } => ProblemType::InvalidInput,
-        NodeError::UnknownSku(_) => ProblemType::UnknownSku,
-        NodeError::NotFound(_) => ProblemType::NotFound,
-        NodeError::Conflict(_) => ProblemType::Conflict,
-        NodeError::IdempotencyReused(_) => ProblemType::IdempotencyKeyReused,
-        NodeError::Money(_) | NodeError::Fact(_) => ProblemType::InvalidAmount,
-        NodeError::Auth(a) => auth_type(a),
-        NodeError::Store(_) => ProblemType::Internal,
+        CatalogError::Invalid { .. } => ProblemType::InvalidInput,
+        CatalogError::NotFound(_) => ProblemType::NotFound,
+        CatalogError::Store(_) => ProblemType::Internal,
+    }
+}
+
+/// The problem type of a sale or refund refusal.
+fn sale_type(e: &SaleError) -> ProblemType {
+    match e {
+        SaleError::Invalid { .. } => ProblemType::InvalidInput,
+        SaleError::UnknownSku(_) => ProblemType::UnknownSku,
+        SaleError::NotFound(_) => ProblemType::NotFound,
+        SaleError::Conflict(_) => ProblemType::Conflict,
+        SaleError::Money(_) | SaleError::Fact(_) => ProblemType::InvalidAmount,
+        SaleError::Auth(a) => auth_type(a),
+        SaleError::Store(_) => ProblemType::Internal,
+    }
+}
+
+/// The problem type of a stock refusal.
+fn inventory_type(e: &InventoryError) -> ProblemType {
+    match e {
+        InventoryError::Invalid { .. } => ProblemType::InvalidInput,
+        InventoryError::UnknownSku(_) => ProblemType::UnknownSku,
+        InventoryError::Store(_) => ProblemType::Internal,
     }
 }
 
@@ -97,6 +153,7 @@ fn auth_type(a: &AuthError) -> ProblemType {
         AuthError::Forbidden { .. } => ProblemType::Forbidden,
         AuthError::Override(_) => ProblemType::OverrideRefused,
         AuthError::Invalid { .. } => ProblemType::InvalidInput,
+        AuthError::Conflict(_) => ProblemType::Conflict,
         AuthError::Store(_) => ProblemType::Internal,
     }
 }
@@ -105,7 +162,14 @@ impl ApiError {
     /// The problem type of this error.
     pub fn problem_type(&self) -> ProblemType {
         match self {
-            ApiError::Node(n) => node_type(n),
+            ApiError::Catalog(e) => catalog_type(e),
+            ApiError::Sale(e) => sale_type(e),
+            ApiError::Inventory(e) => inventory_type(e),
+            ApiError::Auth(e) => auth_type(e),
+            ApiError::Store(_) => ProblemType::Internal,
+            ApiError::Invalid { .. } => ProblemType::InvalidInput,
+            ApiError::NotFound(_) => ProblemType::NotFound,
+            ApiError::IdempotencyReused(_) => ProblemType::IdempotencyKeyReused,
             ApiError::BadJson(_) => ProblemType::MalformedJson,
             ApiError::BadParam(_) => ProblemType::BadRequest,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
@@ -141,7 +205,7 @@ impl IntoResponse for ApiError {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let ApiError::Node(NodeError::Auth(AuthError::Locked { until, .. })) = &self {
+        if let ApiError::Auth(AuthError::Locked { until, .. }) = &self {
             // Whole seconds, rounded up (RFC 9110 section 10.2.3).
             let ms = (*until - chrono::Utc::now()).num_milliseconds().max(1);
             let secs = (ms + 999) / 1000;

@@ -115,12 +115,9 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
 
     // Head office comes back; the store catches up.
     server.restart().await?;
-    let facts = node
-        .node
-        .db()
-        .read(|c| -> Result<i64, caja_node::error::NodeError> {
-            Ok(c.query_row("SELECT COUNT(*) FROM facts WHERE local = 1", [], |r| r.get(0))?)
-        });
+    let facts = node.node.db().read(|c| -> Result<i64, anyhow::Error> {
+        Ok(c.query_row("SELECT COUNT(*) FROM facts WHERE local = 1", [], |r| r.get(0))?)
+    });
     let recorded = facts.await? as u64;
     wait_synced(server.server(), &[&node.api], recorded, WAIT).await?;
 

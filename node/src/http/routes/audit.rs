@@ -9,7 +9,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
-use crate::error::NodeError;
 use crate::http::error::{ApiError, Problem};
 use crate::store::audit::{self, AuditEntry};
 
@@ -42,24 +41,21 @@ pub async fn list(
         && !audit::is_kind_filter(k)
     {
         let kinds: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
-        return Err(NodeError::invalid(
+        return Err(ApiError::invalid(
             "kind",
             format!(
                 "{k:?} is not a kind or a dotted prefix of kinds; kinds: {}",
                 kinds.join(", ")
             ),
-        )
-        .into());
+        ));
     }
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(NodeError::invalid("limit", "must be 1-1000").into());
+        return Err(ApiError::invalid("limit", "must be 1-1000"));
     }
     let entries = node
         .db()
-        .read(move |c| {
-            audit::list(c, q.after.unwrap_or(0), q.since, q.kind.as_deref(), limit).map_err(NodeError::from)
-        })
+        .read(move |c| audit::list(c, q.after.unwrap_or(0), q.since, q.kind.as_deref(), limit))
         .await?;
     Ok(Json(entries))
 }
