@@ -194,6 +194,13 @@ impl std::fmt::Display for ProblemType {
     }
 }
 
+/// Whole seconds from now until `until_ms` (milliseconds since the epoch, UTC), rounded
+/// up, at least 1: the `Retry-After` of a lock (RFC 9110 section 10.2.3).
+pub fn retry_after_secs(until_ms: i64) -> i64 {
+    let ms = (until_ms - chrono::Utc::now().timestamp_millis()).max(1);
+    (ms + 999) / 1000
+}
+
 /// An RFC 9457 problem details body. Append-only: new members are optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]

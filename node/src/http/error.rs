@@ -7,7 +7,7 @@
 //! 5xx bodies are opaque ("internal error"); their cause is logged once, here.
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use caja_shared::problem::{self, ProblemType};
 
@@ -192,26 +192,16 @@ impl IntoResponse for ApiError {
         };
         let mut res = body.into_response();
         let h = res.headers_mut();
-        if ty.status() == 401 {
-            // RFC 6750 section 3: how to authenticate, and why the token was refused.
-            let v = match ty {
-                ProblemType::TokenMissing => "Bearer realm=\"caja-node\"".to_string(),
-                _ => format!(
-                    "Bearer realm=\"caja-node\", error=\"invalid_token\", error_description=\"{}\"",
-                    ty.name()
-                ),
-            };
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                h.insert(header::WWW_AUTHENTICATE, v);
-            }
+        if ty.status() == 401
+            && let Some(v) = problem::http::www_authenticate("caja-node", ty)
+        {
+            h.insert(header::WWW_AUTHENTICATE, v);
         }
         if let ApiError::Auth(AuthError::Locked { until, .. }) = &self {
-            // Whole seconds, rounded up (RFC 9110 section 10.2.3).
-            let ms = (*until - chrono::Utc::now()).num_milliseconds().max(1);
-            let secs = (ms + 999) / 1000;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                h.insert(header::RETRY_AFTER, v);
-            }
+            h.insert(
+                header::RETRY_AFTER,
+                problem::http::retry_after_until(until.timestamp_millis()),
+            );
         }
         res
     }

@@ -6,7 +6,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, Que
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{PROBLEM_JSON, Problem, ProblemType};
+use super::{PROBLEM_JSON, Problem, ProblemType, retry_after_secs};
 
 /// The detail of a body over the size limit.
 pub const TOO_LARGE: &str = "request body exceeds the size limit";
@@ -71,6 +71,26 @@ pub fn method_not_allowed(method: &Method, path: &str) -> Problem {
     )
 }
 
+/// The `WWW-Authenticate` value of a 401 of type `ty` from `realm` (RFC 6750 section 3):
+/// no error code when no token was sent at all, else `invalid_token` with the problem
+/// name as its description.
+pub fn www_authenticate(realm: &str, ty: ProblemType) -> Option<HeaderValue> {
+    let v = if ty == ProblemType::TokenMissing {
+        format!("Bearer realm=\"{realm}\"")
+    } else {
+        format!(
+            "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+            ty.name()
+        )
+    };
+    HeaderValue::from_str(&v).ok()
+}
+
+/// A `Retry-After` value until `until_ms` ([`retry_after_secs`]).
+pub fn retry_after_until(until_ms: i64) -> HeaderValue {
+    HeaderValue::from(retry_after_secs(until_ms))
+}
+
 /// Whether `res` already has a problem body.
 pub fn is_problem(res: &Response) -> bool {
     res.headers()
@@ -131,5 +151,22 @@ mod tests {
         assert_eq!(res.headers()[header::ALLOW], "GET");
         let ok = problemize(StatusCode::OK.into_response(), "slow");
         assert!(!is_problem(&ok));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_at_least_one_second() {
+        let now = chrono::Utc::now().timestamp_millis();
+        assert_eq!(retry_after_until(now - 5_000), "1");
+        let v: i64 = retry_after_until(now + 2_500).to_str().unwrap().parse().unwrap();
+        assert!((2..=3).contains(&v), "{v}");
+    }
+
+    #[test]
+    fn www_authenticate_names_the_problem_unless_no_token_was_sent() {
+        let missing = www_authenticate("r", ProblemType::TokenMissing).unwrap();
+        assert_eq!(missing, r#"Bearer realm="r""#);
+        let expired = www_authenticate("r", ProblemType::TokenExpired).unwrap();
+        assert!(expired.to_str().unwrap().contains(r#"error="invalid_token""#));
+        assert!(expired.to_str().unwrap().contains("token-expired"));
     }
 }

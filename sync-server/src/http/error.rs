@@ -55,7 +55,7 @@ pub enum ApiError {
     Forbidden(String),
     /// Too many wrong passwords for this username: locked until `until_ms` (milliseconds
     /// since the epoch, UTC); 423 `login-locked` with `Retry-After`.
-    #[error("too many failed logins for this username; try again in {} s", retry_after_secs(*until_ms))]
+    #[error("too many failed logins for this username; try again in {} s", shared::retry_after_secs(*until_ms))]
     Locked {
         /// When the lock ends.
         until_ms: i64,
@@ -78,27 +78,10 @@ pub enum ApiError {
     Rejected(Problem),
 }
 
-/// Whole seconds from now until `until_ms`, rounded up, at least 1 (RFC 9110 section
-/// 10.2.3 `Retry-After`).
-fn retry_after_secs(until_ms: i64) -> i64 {
-    let ms = (until_ms - chrono::Utc::now().timestamp_millis()).max(1);
-    (ms + 999) / 1000
-}
-
 /// Builds a problem response of the generic type of `status` ([`ProblemType::of_status`]).
 pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     let s = status.as_u16();
     Problem::with_status(ProblemType::of_status(s), s, detail).into_response()
-}
-
-/// The `WWW-Authenticate` value of a 401 (RFC 6750 section 3: no error code when no
-/// credentials were sent at all).
-fn www_authenticate(missing: bool) -> HeaderValue {
-    if missing {
-        HeaderValue::from_static(r#"Bearer realm="caja-sync""#)
-    } else {
-        HeaderValue::from_static(r#"Bearer realm="caja-sync", error="invalid_token""#)
-    }
 }
 
 impl ApiError {
@@ -129,11 +112,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ty = self.problem_type();
         let retry_after = match &self {
-            ApiError::Locked { until_ms } => Some(retry_after_secs(*until_ms)),
-            ApiError::RateLimited(secs) => Some(i64::try_from(*secs).unwrap_or(i64::MAX)),
+            ApiError::Locked { until_ms } => Some(shared::http::retry_after_until(*until_ms)),
+            ApiError::RateLimited(secs) => Some(HeaderValue::from(*secs)),
             _ => None,
         };
-        let missing_token = matches!(self, ApiError::Token(caja_shared::auth::TokenError::Missing));
         let body = match self {
             ApiError::Rejected(p) => p,
             ApiError::Invalid { field, .. } => Problem::new(ty, self.to_string()).field(field),
@@ -141,12 +123,12 @@ impl IntoResponse for ApiError {
         };
         let mut res = body.into_response();
         let h = res.headers_mut();
-        if ty.status() == 401 {
-            h.insert(header::WWW_AUTHENTICATE, www_authenticate(missing_token));
-        }
-        if let Some(secs) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        if ty.status() == 401
+            && let Some(v) = shared::http::www_authenticate("caja-sync", ty)
         {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(v) = retry_after {
             h.insert(header::RETRY_AFTER, v);
         }
         res
