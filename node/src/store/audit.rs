@@ -3,9 +3,9 @@
 //! Entries come from three places, all inside the writer's transaction: every security
 //! fact (logins, failed PINs, lockouts, logouts, revoked sessions, overrides granted) and
 //! every fact authorised by an override, when it is projected (local or replicated, so a
-//! store's other nodes see them too, [`record_fact`]); changes of staff or roles found
+//! store's other nodes see them too, `record_fact`); changes of staff or roles found
 //! when the `store/<store>` document is projected (`auth::staff`); and catalog writes made
-//! here ([`catalog_changed`]), in the transaction of the write. Kinds are the shared
+//! here (`catalog_changed`), in the transaction of the write. Kinds are the shared
 //! vocabulary [`AuditKind`] (the same names as head office's). Nothing secret is ever
 //! written here.
 
