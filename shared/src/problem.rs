@@ -237,6 +237,11 @@ impl Problem {
         }
     }
 
+    /// The type this body names, if it is one of [`ProblemType`].
+    pub fn problem_type(&self) -> Option<ProblemType> {
+        ProblemType::parse(self.kind.strip_prefix(PROBLEM_BASE)?)
+    }
+
     /// With the field that is wrong.
     pub fn field(mut self, field: impl Into<String>) -> Problem {
         self.field = Some(field.into());
@@ -283,6 +288,7 @@ mod tests {
         assert_eq!(v["type"], "https://caja.dev/problems/not-found");
         assert_eq!(v["status"], 404);
         assert!(v.get("field").is_none());
+        assert_eq!(p.problem_type(), Some(ProblemType::NotFound));
         let p = Problem::new(ProblemType::InvalidInput, "too long").field("name");
         assert_eq!(serde_json::to_value(&p).unwrap()["field"], "name");
     }

@@ -173,8 +173,7 @@ impl ApiError {
             ApiError::BadJson(_) => ProblemType::MalformedJson,
             ApiError::BadParam(_) => ProblemType::BadRequest,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
-            ApiError::Rejected(p) => ProblemType::parse(p.kind.trim_start_matches(problem::PROBLEM_BASE))
-                .unwrap_or(ProblemType::BadRequest),
+            ApiError::Rejected(p) => p.problem_type().unwrap_or(ProblemType::BadRequest),
         }
     }
 }
@@ -197,7 +196,9 @@ impl IntoResponse for ApiError {
         {
             h.insert(header::WWW_AUTHENTICATE, v);
         }
-        if let ApiError::Auth(AuthError::Locked { until, .. }) = &self {
+        if let ApiError::Auth(AuthError::Locked { until, .. })
+        | ApiError::Sale(SaleError::Auth(AuthError::Locked { until, .. })) = &self
+        {
             h.insert(
                 header::RETRY_AFTER,
                 problem::http::retry_after_until(until.timestamp_millis()),

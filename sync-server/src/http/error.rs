@@ -102,8 +102,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ProblemType::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::Internal => ProblemType::Internal,
-            ApiError::Rejected(p) => ProblemType::parse(p.kind.trim_start_matches(shared::PROBLEM_BASE))
-                .unwrap_or(ProblemType::BadRequest),
+            ApiError::Rejected(p) => p.problem_type().unwrap_or(ProblemType::BadRequest),
         }
     }
 }
