@@ -157,7 +157,7 @@ async fn cashier_and_manager_work_offline_and_head_office_sees_who_did_what() ->
     ensure!(has("fact.login.succeeded", &cashier_id), "{audit:#?}");
     ensure!(has("fact.login.failed", &manager_id), "{audit:#?}");
     ensure!(has("fact.override.granted", &manager_id), "{audit:#?}");
-    ensure!(has("fact.override", &cashier_id), "{audit:#?}");
+    ensure!(has("fact.override.used", &cashier_id), "{audit:#?}");
     let text = format!("{audit:?}");
     ensure!(
         !text.contains(pin_of("manager")) && !text.contains(pin_of("cashier")),
