@@ -8,10 +8,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Auth;
 use crate::auth::local::{self, Created, LocalUser};
+use crate::auth::{Auth, AuthError};
 use crate::config::NodeConfig;
-use crate::error::NodeError;
 use crate::http::tls;
 use crate::identity::{self, Identity};
 use crate::store::{Db, StoreError};
@@ -77,9 +76,9 @@ impl Node {
     /// come from head office). Hashes the password and PIN with argon2id.
     ///
     /// # Errors
-    /// [`NodeError::Auth`] (invalid field), [`NodeError::Conflict`] (enrolled node or a
-    /// taken username), [`NodeError::Store`].
-    pub async fn add_local_user(&self, user: LocalUser) -> Result<Created, NodeError> {
+    /// [`AuthError::Invalid`] (invalid field), [`AuthError::Conflict`] (enrolled node or a
+    /// taken username), [`AuthError::Store`].
+    pub async fn add_local_user(&self, user: LocalUser) -> Result<Created, AuthError> {
         let prepared = tokio::task::spawn_blocking(move || local::prepare(&user))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
@@ -88,6 +87,15 @@ impl Node {
             .db
             .write(move |ctx| local::write(ctx, &store, prepared))
             .await
+    }
+
+    /// What the auth services need: database, token keys and settings, identity.
+    pub fn auth_ctx(&self) -> crate::auth::AuthCtx<'_> {
+        crate::auth::AuthCtx {
+            db: &self.0.db,
+            auth: &self.0.auth,
+            identity: &self.0.identity,
+        }
     }
 
     /// The database handle.

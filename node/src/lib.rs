@@ -8,10 +8,11 @@
 //! - [`app`]: [`Node`]: open, serve, shut down.
 //! - [`identity`]: node id, store, terminal, currency.
 //! - [`store`]: SQLite writer (group commit), read pool, projections.
-//! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services.
+//! - [`catalog`], [`sales`], [`inventory`], [`reports`]: domain services, each with its
+//!   own error (`CatalogError`, `SaleError`, `InventoryError`; reports fail only in storage).
 //! - [`http`]: REST routes, problem+json errors, OpenAPI.
 //! - [`sync`]: the QUIC sync client.
-//! - [`error`], [`decimal`]: the domain error and decimal input helpers.
+//! - [`decimal`]: decimal input helpers.
 
 pub mod app;
 pub mod auth;
@@ -20,7 +21,6 @@ pub mod cli;
 pub mod config;
 pub mod decimal;
 pub mod enroll;
-pub mod error;
 pub mod http;
 pub mod identity;
 pub mod inventory;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::NodeError;
+use crate::store::StoreError;
 
 /// `GET /v1/reports/daily` response. Amounts are decimal strings in major units.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -38,8 +38,8 @@ pub struct DailyReport {
 /// Builds the daily report of a business day.
 ///
 /// # Errors
-/// [`NodeError::Store`].
-pub fn daily(conn: &Connection, date: NaiveDate, currency: Currency) -> Result<DailyReport, NodeError> {
+/// [`StoreError`].
+pub fn daily(conn: &Connection, date: NaiveDate, currency: Currency) -> Result<DailyReport, StoreError> {
     let d = date.to_string();
     let (sales, refunds, gross, refunded, tax, pending): (i64, i64, i64, i64, i64, i64) = conn
         .prepare_cached(

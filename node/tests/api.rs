@@ -178,7 +178,7 @@ async fn search_matches_word_prefixes() {
     );
     node.get("/v1/products?limit=abc")
         .await
-        .problem(400, "bad-parameter");
+        .problem(400, "bad-request");
     for limit in [0, 201] {
         let detail = node
             .get(&format!("/v1/products?limit={limit}"))
@@ -271,7 +271,7 @@ async fn csv_import_is_all_or_nothing() {
     )
     .await
     .ok(200);
-    let audit = node.get("/v1/audit?kind=catalog_changed").await.ok(200).clone();
+    let audit = node.get("/v1/audit?kind=catalog.changed").await.ok(200).clone();
     let entries: Vec<(&str, &str, i64)> = audit
         .as_array()
         .unwrap()
@@ -424,7 +424,7 @@ async fn csv_import_accepts_more_than_the_json_body_limit() {
     let big = vec![b'a'; 9 << 20];
     node.raw(Method::POST, "/v1/products:import", Some("text/csv"), big)
         .await
-        .problem(413, "body-too-large");
+        .problem(413, "payload-too-large");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -750,7 +750,7 @@ async fn bad_sales_are_refused_and_change_nothing() {
     huge.extend_from_slice(b"\"}");
     node.raw(Method::POST, "/v1/sales", Some("application/json"), huge)
         .await
-        .problem(413, "body-too-large");
+        .problem(413, "payload-too-large");
 
     // Nothing changed: the sale is there, the report and stock are as before, and the
     // next receipt number follows the first.
@@ -767,9 +767,7 @@ async fn bad_sales_are_refused_and_change_nothing() {
 async fn get_sale_by_id() {
     let node = spawn_node().await;
     node.seed_catalog().await;
-    node.get("/v1/sales/not-a-uuid")
-        .await
-        .problem(400, "bad-parameter");
+    node.get("/v1/sales/not-a-uuid").await.problem(400, "bad-request");
     node.get("/v1/sales/0190f4c4-8d2e-7000-8000-000000000000")
         .await
         .problem(404, "not-found");
@@ -1200,7 +1198,7 @@ async fn daily_report_by_business_day() {
         let detail = node
             .get(&format!("/v1/reports/daily?date={bad}"))
             .await
-            .problem(400, "bad-parameter");
+            .problem(400, "bad-request");
         assert!(detail.contains(bad), "{detail}");
     }
     checkout(&node, &cash_sale("TEA-1", "1", "3")).await;
@@ -1406,10 +1404,10 @@ async fn data_survives_a_restart() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let node = spawn_node().await;
-    let detail = node.get("/v1/nope").await.problem(404, "no-route");
+    let detail = node.get("/v1/nope").await.problem(404, "not-found");
     assert!(detail.contains("GET /v1/nope"), "{detail}");
-    node.get("/").await.problem(404, "no-route");
-    node.post("/v2/sales", &json!({})).await.problem(404, "no-route");
+    node.get("/").await.problem(404, "not-found");
+    node.post("/v2/sales", &json!({})).await.problem(404, "not-found");
     let r = node.raw(Method::DELETE, "/v1/sales", None, vec![]).await;
     r.problem(405, "method-not-allowed");
     assert!(

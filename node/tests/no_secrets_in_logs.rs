@@ -80,7 +80,7 @@ async fn no_secret_appears_in_logs_at_any_level() {
         let hashes = node
             .node
             .db()
-            .read(|c| -> Result<Vec<String>, caja_node::error::NodeError> {
+            .read(|c| -> Result<Vec<String>, anyhow::Error> {
                 let mut s = c.prepare("SELECT pin_hash FROM staff")?;
                 Ok(s.query_map([], |r| r.get::<_, String>(0))?
                     .collect::<Result<_, _>>()?)

@@ -324,7 +324,7 @@ async fn logout_and_refresh_token_reuse_revoke_sessions() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    for k in ["login_succeeded", "session_revoked", "logout"] {
+    for k in ["login.succeeded", "session.revoked", "logout"] {
         assert!(kinds.contains(&k), "{k} not in {kinds:?}");
     }
     // Bad login bodies are refused without guessing.
@@ -428,7 +428,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
         .iter()
         .filter(|e| e["user_id"] == json!(ana))
         .collect();
-    let locks: Vec<&&Value> = entries.iter().filter(|e| e["kind"] == "locked").collect();
+    let locks: Vec<&&Value> = entries.iter().filter(|e| e["kind"] == "login.locked").collect();
     assert_eq!(locks.len(), 2, "{entries:?}");
     let span = |e: &Value| {
         let at = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
@@ -441,7 +441,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     );
     let failed = entries
         .iter()
-        .filter(|e| e["kind"] == "login_failed" && e["terminal"] == "T1")
+        .filter(|e| e["kind"] == "login.failed" && e["terminal"] == "T1")
         .count();
     assert_eq!(failed, 4 + 1 + 1 + 5, "{entries:?}");
     let text = serde_json::to_string(&audit).unwrap();
@@ -452,7 +452,7 @@ async fn pin_brute_force_locks_one_user_on_one_terminal() {
     let facts = node
         .node
         .db()
-        .read(|c| -> Result<String, caja_node::error::NodeError> {
+        .read(|c| -> Result<String, anyhow::Error> {
             let mut s = c.prepare("SELECT body FROM facts WHERE kind = 'security'")?;
             let rows: Vec<String> = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(rows.join("\n"))
@@ -514,7 +514,7 @@ async fn wrong_passwords_lock_like_wrong_pins() {
     // ...on that terminal only; other users are unaffected.
     login("bo", PASSWORD).await.ok(200);
     node.pin_login("T1", "ana", pin_of("manager")).await.ok(200);
-    let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();
+    let audit = node.get("/v1/audit?kind=login.locked").await.ok(200).clone();
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     // A mistyped kind is an error, not an empty (reassuring) list.
     let detail = node
@@ -522,7 +522,7 @@ async fn wrong_passwords_lock_like_wrong_pins() {
         .await
         .problem(422, "invalid-input");
     assert!(
-        detail.contains("\"lock\" is not a kind") && detail.contains("login_failed"),
+        detail.contains("\"lock\" is not a kind") && detail.contains("login.failed"),
         "{detail}"
     );
 }
@@ -548,7 +548,7 @@ async fn hopping_terminals_locks_the_user_on_every_terminal() {
         .problem(423, "login-locked");
     assert!(detail.contains("every terminal"), "{detail}");
     node.pin_login("T9", "bo", pin_of("cashier")).await.ok(200);
-    let audit = node.get("/v1/audit?kind=locked").await.ok(200).clone();
+    let audit = node.get("/v1/audit?kind=login.locked").await.ok(200).clone();
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     assert_eq!(audit[0]["detail"]["all_terminals"], true);
 }
@@ -698,7 +698,7 @@ async fn manager_override_authorises_one_action() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["kind"] == "override_used")
+        .filter(|e| e["kind"] == "override.used")
         .collect();
     assert_eq!(used.len(), 3, "{audit}");
     assert_eq!(used[0]["username"], "ana");
@@ -707,7 +707,7 @@ async fn manager_override_authorises_one_action() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["kind"] == "override_granted")
+        .filter(|e| e["kind"] == "override.granted")
         .collect();
     assert_eq!(granted.len(), 4);
     assert!(
@@ -715,20 +715,20 @@ async fn manager_override_authorises_one_action() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "login_failed"
+            .any(|e| e["kind"] == "login.failed"
                 && e["detail"]["reason"].as_str().unwrap().starts_with("override:"))
     );
     // Cashiers cannot read the audit log; managers can.
     c.get("/v1/audit").await.problem(403, "forbidden");
     let m = node.login("mgr").await;
     node.as_user(Some(m))
-        .get("/v1/audit?kind=override_used")
+        .get("/v1/audit?kind=override.used")
         .await
         .ok(200);
     node.get("/v1/audit?limit=0").await.problem(422, "invalid-input");
     node.get("/v1/audit?since=yesterday")
         .await
-        .problem(400, "bad-parameter");
+        .problem(400, "bad-request");
 }
 
 #[tokio::test]

@@ -12,7 +12,11 @@
 //! - [`settings`]: layered settings (defaults, TOML file, environment, flags) for both binaries.
 //! - [`sync`]: the sans-IO sync session (no sockets, no clock, no tokio).
 //! - [`barcode`]: GTIN (EAN-13 / UPC-A) check digits.
+//! - [`problem`]: the RFC 9457 problem body and the one problem-type vocabulary of the
+//!   HTTP APIs (with the `http` feature, its axum glue).
+//! - [`audit`]: the one audit-kind vocabulary of node and head office.
 
+pub mod audit;
 pub mod auth;
 pub mod barcode;
 pub mod docs;
@@ -23,6 +27,7 @@ pub mod ids;
 pub mod money;
 pub mod net;
 pub mod pin;
+pub mod problem;
 pub mod protocol;
 pub mod settings;
 pub mod sync;

@@ -10,6 +10,9 @@
 //!
 //! No secret is ever part of a row: no password, PIN, token or enrollment code.
 
+use std::sync::LazyLock;
+
+use caja_shared::audit::{AuditKind, FACT_PREFIX};
 use caja_shared::facts::{Fact, FactBody};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -17,7 +20,8 @@ use serde_json::{Value, json};
 
 use crate::error::ServerError;
 
-/// The table this module owns. Idempotent.
+/// The table this module owns, and the renaming of kinds written by older versions.
+/// Idempotent.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,58 +35,69 @@ CREATE TABLE IF NOT EXISTS audit (
     fact_id    TEXT UNIQUE
 );
 CREATE INDEX IF NOT EXISTS audit_by_at ON audit(at);
+-- Kinds written before the shared vocabulary (caja_shared::audit), renamed.
+UPDATE audit SET kind = 'fact.login.failed' WHERE kind = 'fact.security.login_failed';
+UPDATE audit SET kind = 'fact.login.succeeded' WHERE kind = 'fact.security.login_succeeded';
+UPDATE audit SET kind = 'fact.login.locked' WHERE kind = 'fact.security.locked';
+UPDATE audit SET kind = 'fact.logout' WHERE kind = 'fact.security.logout';
+UPDATE audit SET kind = 'fact.session.revoked' WHERE kind = 'fact.security.session_revoked';
+UPDATE audit SET kind = 'fact.override.granted' WHERE kind = 'fact.security.override_granted';
+UPDATE audit SET kind = 'fact.override.used' WHERE kind = 'fact.override';
 ";
 
 /// Most entries one query returns.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// Every kind an entry can have: head office's own events, `fact.override`, and
-/// `fact.security.<event>` for each security event a store sends ([`SecurityEvent`],
-/// snake_case, the same names the node's own audit log uses). `GET /v1/audit?kind=` takes
-/// one of these or a prefix of them ending at a dot (`login` for `login.failed` and
-/// `login.succeeded`, `fact.security` for every store event), so a typo is an error
-/// rather than an empty list. Writing a kind that is not here is a bug, caught by a
-/// debug assertion in [`record`].
-///
-/// [`SecurityEvent`]: caja_shared::facts::SecurityEvent
-pub const KINDS: &[&str] = &[
-    "catalog.changed",
-    "catalog.changed_by_node",
-    "connection.refused",
-    "enrollment.refused",
-    "enrollment_code.issued",
-    "fact.override",
-    "fact.security.locked",
-    "fact.security.login_failed",
-    "fact.security.login_succeeded",
-    "fact.security.logout",
-    "fact.security.override_granted",
-    "fact.security.session_revoked",
-    "login.failed",
-    "login.locked",
-    "login.succeeded",
-    "logout",
-    "node.enrolled",
-    "node.renewed",
-    "node.revoked",
-    "role.defined",
-    "role.deleted",
-    "session.refresh_reused",
-    "store.created",
-    "sync.forbidden",
-    "user.created",
-    "user.disabled",
-    "user.enabled",
-    "user.roles_changed",
-    "user.sessions_revoked",
-    "user.updated",
+/// The kinds head office writes of its own events (names of the shared vocabulary
+/// [`AuditKind`], the same the node uses; docs/ERRORS.md).
+pub const OWN_KINDS: &[AuditKind] = &[
+    AuditKind::CatalogChanged,
+    AuditKind::CatalogChangedByNode,
+    AuditKind::ConnectionRefused,
+    AuditKind::EnrollmentRefused,
+    AuditKind::EnrollmentCodeIssued,
+    AuditKind::LoginFailed,
+    AuditKind::LoginLocked,
+    AuditKind::LoginSucceeded,
+    AuditKind::Logout,
+    AuditKind::NodeEnrolled,
+    AuditKind::NodeRenewed,
+    AuditKind::NodeRevoked,
+    AuditKind::RoleDefined,
+    AuditKind::RoleDeleted,
+    AuditKind::SessionRefreshReused,
+    AuditKind::StoreCreated,
+    AuditKind::SyncForbidden,
+    AuditKind::UserCreated,
+    AuditKind::UserDisabled,
+    AuditKind::UserEnabled,
+    AuditKind::UserRolesChanged,
+    AuditKind::UserSessionsRevoked,
+    AuditKind::UserUpdated,
 ];
+
+/// Every kind an entry can have: head office's own events ([`OWN_KINDS`]) and
+/// `fact.<kind>` for each event a store records in its ledgers
+/// ([`AuditKind::FROM_FACTS`]: security events and facts authorised by an override, with
+/// the names the node's own audit log uses). `GET /v1/audit?kind=` takes one of these or a
+/// prefix of them ending at a dot (`login` for `login.failed` and `login.succeeded`,
+/// `fact` for every store event), so a typo is an error rather than an empty list.
+/// Writing a kind that is not here is a bug, caught by a debug assertion in [`record`].
+pub static KINDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut kinds: Vec<String> = OWN_KINDS.iter().map(|k| k.as_str().to_string()).collect();
+    kinds.extend(AuditKind::FROM_FACTS.iter().map(|k| fact_kind(*k)));
+    kinds.sort();
+    kinds
+});
+
+/// The kind head office logs for a store's event of kind `k` (`fact.login.failed`).
+pub fn fact_kind(k: AuditKind) -> String {
+    format!("{FACT_PREFIX}{k}")
+}
 
 /// Whether `filter` is a kind of [`KINDS`] or a prefix of one ending at a dot.
 pub fn is_kind_filter(filter: &str) -> bool {
-    KINDS
-        .iter()
-        .any(|k| *k == filter || (k.starts_with(filter) && k.as_bytes().get(filter.len()) == Some(&b'.')))
+    caja_shared::audit::is_filter_of(KINDS.iter().map(String::as_str), filter)
 }
 
 /// Who did something at head office: an admin API user, or the local operator (CLI, or
@@ -128,7 +143,7 @@ pub struct AuditEntry {
     pub actor_id: Option<String>,
     /// The acting user's name (or the local operator), if known.
     pub actor_name: Option<String>,
-    /// What happened, e.g. `login.failed`, `node.revoked`, `fact.security.locked`.
+    /// What happened, e.g. `login.failed`, `node.revoked`, `fact.login.locked`.
     pub kind: String,
     /// Details (JSON object).
     pub detail: Value,
@@ -185,11 +200,7 @@ impl NewEntry {
 /// # Errors
 /// [`ServerError::Sqlite`].
 pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
-    debug_assert!(
-        KINDS.contains(&e.kind.as_str()),
-        "audit kind {} is not in KINDS",
-        e.kind
-    );
+    debug_assert!(KINDS.contains(&e.kind), "audit kind {} is not in KINDS", e.kind);
     conn.prepare_cached(
         "INSERT INTO audit (at, store, node, actor_id, actor_name, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -206,7 +217,8 @@ pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
 }
 
 /// Projects a received fact into the log if it is security-relevant: a security event
-/// (`fact.security.<event>`) or a fact a second user authorised (`fact.override`). Other
+/// (`fact.<kind>`, e.g. `fact.login.failed`) or a fact a second user authorised
+/// (`fact.override.used`). Other
 /// facts are ignored; a fact already projected is ignored (`fact_id` is unique).
 ///
 /// # Errors
@@ -214,12 +226,9 @@ pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
 pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> {
     let (kind, detail) = match (&fact.body, &fact.authorized_by) {
         (FactBody::Security(event), _) => {
+            let kind = fact_kind(AuditKind::of_event(event));
             let event = serde_json::to_value(event).unwrap_or(Value::Null);
-            let name = event["event"].as_str().unwrap_or("unknown").to_string();
-            (
-                format!("fact.security.{name}"),
-                json!({"terminal": fact.terminal, "event": event}),
-            )
+            (kind, json!({"terminal": fact.terminal, "event": event}))
         }
         (body, Some(auth)) => {
             let what = match body {
@@ -229,7 +238,7 @@ pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> 
                 FactBody::Security(_) => "security",
             };
             (
-                "fact.override".to_string(),
+                fact_kind(AuditKind::OverrideUsed),
                 json!({
                     "terminal": fact.terminal,
                     "fact_kind": what,
@@ -240,10 +249,7 @@ pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> 
         }
         _ => return Ok(false),
     };
-    debug_assert!(
-        KINDS.contains(&kind.as_str()),
-        "audit kind {kind} is not in KINDS"
-    );
+    debug_assert!(KINDS.contains(&kind), "audit kind {kind} is not in KINDS");
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO audit (at, store, node, actor_id, actor_name, kind, detail, fact_id)
@@ -362,8 +368,8 @@ mod tests {
         let all = list(&conn, &AuditQuery::default()).unwrap();
         assert_eq!(all.len(), 3);
         let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
-        assert!(kinds.contains(&"fact.security.login_failed"), "{kinds:?}");
-        assert!(kinds.contains(&"fact.override"));
+        assert!(kinds.contains(&"fact.login.failed"), "{kinds:?}");
+        assert!(kinds.contains(&"fact.override.used"));
         let store = f.store.to_string();
         let only = list(
             &conn,
@@ -388,11 +394,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(kind("login"), ["login.failed"]);
-        assert_eq!(kind("fact.security"), ["fact.security.login_failed"]);
+        assert_eq!(kind("fact.login"), ["fact.login.failed"]);
         let mut facts = kind("fact");
         facts.sort();
-        assert_eq!(facts, ["fact.override", "fact.security.login_failed"]);
-        assert_eq!(kind("fact.override"), ["fact.override"]);
+        assert_eq!(facts, ["fact.login.failed", "fact.override.used"]);
+        assert_eq!(kind("fact.override"), ["fact.override.used"]);
     }
 
     #[test]
@@ -401,8 +407,8 @@ mod tests {
             "login",
             "login.failed",
             "fact",
-            "fact.security",
-            "fact.security.locked",
+            "fact.login",
+            "fact.login.locked",
             "user",
         ] {
             assert!(is_kind_filter(ok), "{ok}");
@@ -413,7 +419,7 @@ mod tests {
             "login.",
             "login.fail",
             "LOGIN",
-            "fact.security.pin",
+            "fact.login.pin",
             "nope",
             "%",
         ] {

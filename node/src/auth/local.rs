@@ -10,7 +10,6 @@ use caja_shared::docs::store::{self as store_doc, StaffUser, check_username};
 use serde::Serialize;
 
 use super::{AuthError, staff};
-use crate::error::NodeError;
 use crate::store::{Ctx, StoreError};
 
 /// A user to create on a standalone node.
@@ -112,21 +111,21 @@ pub fn enrolled(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
 /// writer job.
 ///
 /// # Errors
-/// [`NodeError::Conflict`] when the node is enrolled or the username is taken;
-/// [`NodeError::Store`].
+/// [`AuthError::Conflict`] when the node is enrolled or the username is taken;
+/// [`AuthError::Store`].
 pub fn write(
     ctx: &mut Ctx<'_>,
     store: &caja_shared::ids::StoreCode,
     user: StaffUser,
-) -> Result<Created, NodeError> {
+) -> Result<Created, AuthError> {
     if enrolled(ctx.conn)? {
-        return Err(NodeError::Conflict(
+        return Err(AuthError::Conflict(
             "this node is enrolled: head office manages its staff (caja-sync user add, or the admin API)"
                 .into(),
         ));
     }
     if staff::by_username(ctx.conn, &user.username)?.is_some() {
-        return Err(NodeError::Conflict(format!(
+        return Err(AuthError::Conflict(format!(
             "username {} is taken",
             user.username
         )));

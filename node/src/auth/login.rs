@@ -16,6 +16,7 @@
 //! The argon2id check runs on a blocking thread before the writer job; the job then
 //! re-checks the lock, so concurrent guesses cannot slip past it.
 
+use caja_shared::audit::AuditKind;
 use caja_shared::auth::AccessClaims;
 use caja_shared::auth::secrets::{self, Secret};
 use caja_shared::auth::sessions::{self, Issued, RefreshError};
@@ -27,10 +28,8 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Auth, AuthError, Principal, staff};
-use crate::app::Node;
+use super::{Auth, AuthCtx, AuthError, Principal, staff};
 use crate::config::check_terminal;
-use crate::http::error::ApiError;
 use crate::identity::Identity;
 use crate::store::facts::{self as ledger, Author};
 use crate::store::{Ctx, StoreError};
@@ -223,11 +222,14 @@ fn recent_failures(
     let since = at(since_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let n: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM audit_log WHERE kind = 'login_failed' AND at >= ?3
+            "SELECT COUNT(*) FROM audit_log WHERE kind = ?4 AND at >= ?3
              AND ((?1 IS NOT NULL AND user_id = ?1) OR (?1 IS NULL AND user_id IS NULL AND username = ?2))
              AND json_extract(detail, '$.reason') NOT LIKE '%locked'",
         )?
-        .query_row(params![user, username, since], |r| r.get(0))?;
+        .query_row(
+            params![user, username, since, AuditKind::LoginFailed.as_str()],
+            |r| r.get(0),
+        )?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -313,7 +315,7 @@ fn at(ms: i64) -> DateTime<Utc> {
 
 /// Checks a secret against a stored hash on a blocking thread; `None` spends the same
 /// time against a dummy hash (no user enumeration by timing).
-pub(crate) async fn check_secret(secret: Secret, hash: Option<String>) -> Result<bool, ApiError> {
+pub(crate) async fn check_secret(secret: Secret, hash: Option<String>) -> Result<bool, AuthError> {
     tokio::task::spawn_blocking(move || match hash {
         Some(h) => secrets::verify(secret.expose(), &h).unwrap_or(false),
         None => {
@@ -322,7 +324,7 @@ pub(crate) async fn check_secret(secret: Secret, hash: Option<String>) -> Result
         }
     })
     .await
-    .map_err(|e| ApiError::from(StoreError::Task(e.to_string())))
+    .map_err(|e| AuthError::from(StoreError::Task(e.to_string())))
 }
 
 /// What a login (or override) attempt found before the writer job.
@@ -460,7 +462,7 @@ fn unknown_key(username: &str) -> String {
 }
 
 /// The writer-job half of a login: [`verify_attempt`], then the session and its first
-/// tokens, and the `login_succeeded` fact.
+/// tokens, and the `login_succeeded` fact (`login.succeeded` in the audit log).
 fn finish_login(
     ctx: &mut Ctx<'_>,
     node_auth: &Auth,
@@ -495,14 +497,16 @@ fn finish_login(
     Ok(Ok(issue(ctx.conn, node_auth, ident, &user, &issued, now)?))
 }
 
-async fn run_login(node: &Node, a_user: Option<StaffUser>, a: Attempt) -> Result<TokenResponse, ApiError> {
-    let (auth, ident) = (node.auth().clone(), node.identity().clone());
+async fn run_login(
+    cx: AuthCtx<'_>,
+    a_user: Option<StaffUser>,
+    a: Attempt,
+) -> Result<TokenResponse, AuthError> {
+    let (auth, ident) = (cx.auth.clone(), cx.identity.clone());
     let a = Attempt { user: a_user, ..a };
-    let outcome = node
-        .db()
+    cx.db
         .write(move |ctx| finish_login(ctx, &auth, &ident, a))
-        .await?;
-    Ok(outcome?)
+        .await?
 }
 
 /// The user of `username` and whether `pin` is theirs, checked off the writer thread. A
@@ -512,15 +516,15 @@ async fn run_login(node: &Node, a_user: Option<StaffUser>, a: Attempt) -> Result
 /// # Errors
 /// Storage failures.
 pub(crate) async fn check_pin_of(
-    node: &Node,
+    cx: AuthCtx<'_>,
     username: &str,
     terminal: &str,
     pin: Secret,
-) -> Result<(Option<StaffUser>, bool), ApiError> {
+) -> Result<(Option<StaffUser>, bool), AuthError> {
     let (u, t) = (username.to_string(), terminal.to_string());
-    let (user, locked) = node
-        .db()
-        .read(move |c| -> Result<_, ApiError> {
+    let (user, locked) = cx
+        .db
+        .read(move |c| -> Result<_, AuthError> {
             let user = staff::by_username(c, &u)?;
             let locked = match &user {
                 Some(user) => is_locked(c, &user.id, &t)?,
@@ -544,7 +548,7 @@ pub(crate) async fn check_pin_of(
 /// disabled user or one without a password; [`AuthError::Locked`] (423) while locked
 /// (module docs), including for the attempt that causes the lock; [`AuthError::Invalid`]
 /// for a bad terminal.
-pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, ApiError> {
+pub async fn password(cx: AuthCtx<'_>, req: LoginRequest) -> Result<TokenResponse, AuthError> {
     let terminal = match &req.terminal {
         Some(t) => {
             check_terminal(t).map_err(|reason| AuthError::Invalid {
@@ -553,13 +557,13 @@ pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, A
             })?;
             t.clone()
         }
-        None => node.identity().terminal.clone(),
+        None => cx.identity.terminal.clone(),
     };
     let username = req.username.trim().to_string();
     let user = {
         let u = username.clone();
-        node.db()
-            .read(move |c| staff::by_username(c, &u).map_err(ApiError::from))
+        cx.db
+            .read(move |c| staff::by_username(c, &u).map_err(AuthError::from))
             .await?
     };
     let hash = user
@@ -568,7 +572,7 @@ pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, A
         .and_then(|u| u.password_hash.clone());
     let secret_ok = check_secret(req.password, hash).await?;
     run_login(
-        node,
+        cx,
         user,
         Attempt {
             user: None,
@@ -588,7 +592,7 @@ pub async fn password(node: &Node, req: LoginRequest) -> Result<TokenResponse, A
 /// [`AuthError::Invalid`] for a bad terminal or a PIN that is not 4-8 digits;
 /// [`AuthError::LoginFailed`] (401); [`AuthError::Locked`] (423) while locked, including
 /// for the attempt that causes the lock.
-pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError> {
+pub async fn pin(cx: AuthCtx<'_>, req: PinRequest) -> Result<TokenResponse, AuthError> {
     check_terminal(&req.terminal).map_err(|reason| AuthError::Invalid {
         field: "terminal",
         reason,
@@ -598,9 +602,9 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
         reason: e.to_string(),
     })?;
     let username = req.username.trim().to_string();
-    let (user, secret_ok) = check_pin_of(node, &username, &req.terminal, req.pin).await?;
+    let (user, secret_ok) = check_pin_of(cx, &username, &req.terminal, req.pin).await?;
     run_login(
-        node,
+        cx,
         user,
         Attempt {
             user: None,
@@ -622,10 +626,10 @@ pub async fn pin(node: &Node, req: PinRequest) -> Result<TokenResponse, ApiError
 /// [`AuthError::Refresh`] (401): unknown, expired, revoked or reused;
 /// [`AuthError::Token`] `user-disabled` when the user may no longer work here (a session
 /// head office signed out was revoked when that arrived: `refresh-revoked`).
-pub async fn refresh(node: &Node, req: RefreshRequest) -> Result<TokenResponse, ApiError> {
-    let (auth, ident) = (node.auth().clone(), node.identity().clone());
-    let outcome = node
-        .db()
+pub async fn refresh(cx: AuthCtx<'_>, req: RefreshRequest) -> Result<TokenResponse, AuthError> {
+    let (auth, ident) = (cx.auth.clone(), cx.identity.clone());
+    cx
+        .db
         .write(move |ctx| -> Result<Result<TokenResponse, AuthError>, StoreError> {
             let now = now_secs();
             let ttl = auth.settings().session_ttl.as_secs() as i64;
@@ -663,17 +667,16 @@ pub async fn refresh(node: &Node, req: RefreshRequest) -> Result<TokenResponse, 
             };
             Ok(Ok(issue(ctx.conn, &auth, &ident, &user, &issued, now)?))
         })
-        .await?;
-    Ok(outcome?)
+        .await?
 }
 
 /// `POST /v1/auth/logout`: revokes the caller's session and access token.
 ///
 /// # Errors
 /// Storage failures.
-pub async fn logout(node: &Node, p: Principal) -> Result<(), ApiError> {
-    let ident = node.identity().clone();
-    node.db()
+pub async fn logout(cx: AuthCtx<'_>, p: Principal) -> Result<(), AuthError> {
+    let ident = cx.identity.clone();
+    cx.db
         .write(move |ctx| -> Result<(), StoreError> {
             let now = now_secs();
             sessions::revoke(ctx.conn, &p.session, "logout", now)?;
@@ -683,7 +686,7 @@ pub async fn logout(node: &Node, p: Principal) -> Result<(), ApiError> {
                 ctx,
                 &ident,
                 &terminal,
-                &Author::of(&p),
+                &p.author(),
                 SecurityEvent::Logout {
                     session: p.session.clone(),
                 },

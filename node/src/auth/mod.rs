@@ -2,20 +2,20 @@
 //! staff and their argon2id hashes come from the replicated `store/<store>` document, and
 //! this node signs and checks its own access tokens.
 //!
-//! - `schema`: the auth tables.
+//! The auth tables and the audit log are storage's (`store::auth_schema`,
+//! [`crate::store::audit`]); this layer returns its own [`AuthError`], which the HTTP layer
+//! maps to problems in one place (`http::error`).
+//!
 //! - [`staff`]: the staff projection and lookups.
 //! - [`login`]: password and PIN logins, PIN lockouts, refresh, logout.
 //! - [`principal`]: checking a bearer token into a [`Principal`].
 //! - [`overrides`]: manager overrides (a second user's PIN authorising one action).
-//! - [`audit`]: the audit log behind `GET /v1/audit`.
 //! - [`local`]: users of a standalone (never enrolled) node.
 
-pub mod audit;
 pub mod local;
 pub mod login;
 pub mod overrides;
 pub mod principal;
-pub(crate) mod schema;
 pub mod staff;
 
 use std::collections::BTreeSet;
@@ -27,6 +27,8 @@ use caja_shared::auth::{Permission, TokenError, TokenKeys};
 use chrono::{DateTime, Utc};
 
 use crate::config::AuthSettings;
+use crate::identity::Identity;
+use crate::store::{Db, StoreError};
 
 pub use principal::Principal;
 
@@ -62,6 +64,18 @@ impl Auth {
     pub fn settings(&self) -> &AuthSettings {
         &self.0.settings
     }
+}
+
+/// What the auth services work with: the node's database, token keys and settings, and
+/// who the node is. Borrowed, so cheap to copy.
+#[derive(Clone, Copy)]
+pub struct AuthCtx<'a> {
+    /// The database (staff projection, sessions, lockouts, overrides, audit log).
+    pub db: &'a Db,
+    /// The token keys and auth settings.
+    pub auth: &'a Auth,
+    /// This node's identity (store, terminal).
+    pub identity: &'a Identity,
 }
 
 /// Why an authentication or authorisation step failed. The HTTP layer gives each variant
@@ -111,6 +125,31 @@ pub enum AuthError {
         /// What is wrong.
         reason: String,
     },
+    /// The request conflicts with what is stored: a taken username, or a local user on an
+    /// enrolled node (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed (500; boxed: storage errors are large and rare).
+    #[error(transparent)]
+    Store(Box<StoreError>),
+}
+
+impl From<caja_shared::docs::DocError> for AuthError {
+    fn from(e: caja_shared::docs::DocError) -> Self {
+        StoreError::Schema(e).into()
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Store(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for AuthError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e).into()
+    }
 }
 
 impl AuthError {

@@ -22,9 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::login::{self, Attempt};
-use super::{AuthError, Principal, staff};
-use crate::app::Node;
-use crate::http::error::ApiError;
+use super::{AuthCtx, AuthError, Principal, staff};
 use crate::store::facts::Author;
 use crate::store::{Ctx, StoreError};
 
@@ -85,10 +83,10 @@ impl std::fmt::Debug for OverrideGranted {
 /// refusals of `login::verify_attempt` (401 / 423); [`AuthError::Override`] when the
 /// authoriser lacks the permission or is the requester.
 pub async fn grant(
-    node: &Node,
+    cx: AuthCtx<'_>,
     requester: Principal,
     req: OverrideRequest,
-) -> Result<OverrideGranted, ApiError> {
+) -> Result<OverrideGranted, AuthError> {
     let permission: Permission = req
         .permission
         .parse()
@@ -103,13 +101,13 @@ pub async fn grant(
     let terminal = requester
         .terminal
         .clone()
-        .unwrap_or_else(|| node.identity().terminal.clone());
+        .unwrap_or_else(|| cx.identity.terminal.clone());
     let username = req.username.trim().to_string();
-    let (user, secret_ok) = login::check_pin_of(node, &username, &terminal, req.pin).await?;
-    let (auth, ident) = (node.auth().clone(), node.identity().clone());
-    let ttl = node.auth().settings().override_ttl.as_secs() as i64;
-    let outcome = node
-        .db()
+    let (user, secret_ok) = login::check_pin_of(cx, &username, &terminal, req.pin).await?;
+    let (auth, ident) = (cx.auth.clone(), cx.identity.clone());
+    let ttl = cx.auth.settings().override_ttl.as_secs() as i64;
+    cx
+        .db
         .write(move |ctx| -> Result<Result<OverrideGranted, AuthError>, StoreError> {
             let attempt = Attempt {
                 user,
@@ -179,8 +177,7 @@ pub async fn grant(
                 expires_in: ttl,
             }))
         })
-        .await?;
-    Ok(outcome?)
+        .await?
 }
 
 /// A stored override: `(override_id, user_id, username, permission, requested_by,

@@ -11,19 +11,17 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use caja_shared::auth::tokens::{NODE_AUDIENCE, now_secs};
 use caja_shared::auth::{AccessClaims, Permission, TokenError, sessions};
 use rusqlite::Connection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{AuthError, staff};
-use crate::app::Node;
-use crate::http::error::ApiError;
+use super::{AuthCtx, AuthError, staff};
 use crate::store::StoreError;
+use crate::store::audit::Who;
+use crate::store::facts::Author;
 
 /// An authenticated user of one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -48,6 +46,26 @@ pub struct Principal {
     pub jti: String,
     /// When the access token expires, seconds since the epoch (UTC).
     pub expires_at: i64,
+}
+
+impl Principal {
+    /// The author of facts this user makes.
+    pub fn author(&self) -> Author {
+        Author {
+            user_id: Some(self.user_id.clone()),
+            user_name: Some(self.username.clone()),
+            authorized_by: None,
+        }
+    }
+
+    /// This user as the maker of an audited change.
+    pub fn who(&self) -> Who<'_> {
+        Who {
+            user_id: &self.user_id,
+            username: &self.username,
+            terminal: self.terminal.as_deref(),
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -75,7 +93,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
 ///
 /// # Errors
 /// [`TokenError::Revoked`] or [`TokenError::UserDisabled`] (as [`AuthError::Token`]);
-/// [`StoreError`] as [`ApiError`].
+/// [`StoreError`].
 pub(crate) fn load(
     conn: &Connection,
     claims: &AccessClaims,
@@ -114,31 +132,15 @@ pub(crate) fn load(
 /// Authenticates a request's headers.
 ///
 /// # Errors
-/// [`ApiError`] with the [`AuthError`] (401) or a storage failure (500).
-pub async fn authenticate(node: &Node, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// [`AuthError::Token`] (401) or [`AuthError::Store`].
+pub async fn authenticate(cx: AuthCtx<'_>, headers: &HeaderMap) -> Result<Principal, AuthError> {
     let token = bearer(headers).map_err(AuthError::from)?;
-    let claims = node
-        .auth()
+    let claims = cx
+        .auth
         .keys()
-        .verify(token, NODE_AUDIENCE, node.identity().store.as_str(), now_secs())
+        .verify(token, NODE_AUDIENCE, cx.identity.store.as_str(), now_secs())
         .map_err(AuthError::from)?;
-    let p = node
-        .db()
-        .read(move |c| load(c, &claims).map_err(ApiError::from))
-        .await?;
-    Ok(p?)
-}
-
-/// Extracting a `Principal` in a handler takes the one the route's guard checked; on a
-/// route without a guard it refuses with `token-missing`, so a handler can never run as
-/// nobody by mistake.
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| AuthError::Token(TokenError::Missing).into())
-    }
+    cx.db
+        .read(move |c| load(c, &claims).map_err(AuthError::from))
+        .await?
 }

@@ -20,8 +20,10 @@ use caja_shared::docs::store::StaffUser;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::audit;
+use caja_shared::audit::AuditKind;
+
 use crate::store::StoreError;
+use crate::store::audit;
 
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<StaffUser> {
     let roles: String = r.get(3)?;
@@ -111,7 +113,7 @@ pub fn project(
     let now = chrono::Utc::now();
     let mut entries = 0;
     let mut revoke: Vec<(&str, &'static str)> = Vec::new();
-    let mut log = |kind: &str, u: &StaffUser, detail: serde_json::Value| -> Result<(), StoreError> {
+    let mut log = |kind: AuditKind, u: &StaffUser, detail: serde_json::Value| -> Result<(), StoreError> {
         entries += 1;
         audit::insert(
             conn,
@@ -126,17 +128,25 @@ pub fn project(
     };
     for u in users {
         match before.get(&u.id) {
-            None => log("user_added", u, json!({"roles": u.roles, "disabled": u.disabled}))?,
+            None => log(
+                AuditKind::UserCreated,
+                u,
+                json!({"roles": u.roles, "disabled": u.disabled}),
+            )?,
             Some(old) => {
                 if old.roles != u.roles {
-                    log("roles_changed", u, json!({"from": old.roles, "to": u.roles}))?;
+                    log(
+                        AuditKind::UserRolesChanged,
+                        u,
+                        json!({"from": old.roles, "to": u.roles}),
+                    )?;
                 }
                 if old.disabled != u.disabled {
                     log(
                         if u.disabled {
-                            "user_disabled"
+                            AuditKind::UserDisabled
                         } else {
-                            "user_enabled"
+                            AuditKind::UserEnabled
                         },
                         u,
                         json!({}),
@@ -147,7 +157,7 @@ pub fn project(
                 }
                 if old.sessions_valid_after != u.sessions_valid_after {
                     log(
-                        "sessions_revoked",
+                        AuditKind::UserSessionsRevoked,
                         u,
                         json!({"valid_after": u.sessions_valid_after}),
                     )?;
@@ -155,16 +165,20 @@ pub fn project(
                 }
                 if old.password_hash != u.password_hash {
                     log(
-                        "password_changed",
+                        AuditKind::UserPasswordChanged,
                         u,
                         json!({"removed": u.password_hash.is_none()}),
                     )?;
                 }
                 if old.pin_hash != u.pin_hash {
-                    log("pin_changed", u, json!({"removed": u.pin_hash.is_none()}))?;
+                    log(
+                        AuditKind::UserPinChanged,
+                        u,
+                        json!({"removed": u.pin_hash.is_none()}),
+                    )?;
                 }
                 if old.username != u.username {
-                    log("username_changed", u, json!({"from": old.username}))?;
+                    log(AuditKind::UserRenamed, u, json!({"from": old.username}))?;
                 }
             }
         }
@@ -174,7 +188,7 @@ pub fn project(
         .filter(|o| !after.contains_key(o.id.as_str()))
         .collect();
     for old in &removed {
-        log("user_removed", old, json!({}))?;
+        log(AuditKind::UserRemoved, old, json!({}))?;
         revoke.push((&old.id, "no longer allowed in this store"));
     }
     let secs = now.timestamp();
@@ -219,7 +233,7 @@ pub fn project(
             audit::insert(
                 conn,
                 now,
-                "role_defined",
+                AuditKind::RoleDefined,
                 None,
                 None,
                 None,
@@ -237,7 +251,7 @@ pub fn project(
         audit::insert(
             conn,
             now,
-            "role_removed",
+            AuditKind::RoleDeleted,
             None,
             None,
             None,
@@ -269,7 +283,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        crate::auth::schema::migrate(&c).unwrap();
+        crate::store::auth_schema::migrate(&c).unwrap();
         c
     }
 
@@ -303,7 +317,7 @@ mod tests {
         // Removed from the store.
         assert_eq!(project(&c, &[], &BTreeMap::new()).unwrap(), 2);
         assert!(by_id(&c, "u1").unwrap().is_none());
-        let kinds: Vec<String> = crate::auth::audit::list(&c, 0, None, None, 100)
+        let kinds: Vec<String> = crate::store::audit::list(&c, 0, None, None, 100)
             .unwrap()
             .into_iter()
             .map(|e| e.kind)
@@ -311,18 +325,18 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "user_added",
-                "role_defined",
-                "roles_changed",
-                "sessions_revoked",
-                "user_removed",
-                "role_removed"
+                "user.created",
+                "role.defined",
+                "user.roles_changed",
+                "user.sessions_revoked",
+                "user.removed",
+                "role.deleted"
             ]
         );
         assert!(
             kinds
                 .iter()
-                .all(|k| crate::auth::audit::KINDS.contains(&k.as_str()))
+                .all(|k| caja_shared::audit::AuditKind::parse(k).is_some())
         );
     }
 

@@ -9,8 +9,55 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decimal;
-use crate::error::NodeError;
+use crate::store::StoreError;
 use crate::store::{Ctx, projection};
+
+/// Why a catalog operation failed. The HTTP layer maps each variant to a problem.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A field of the request is invalid (422 `invalid-input`).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, e.g. `lines[0].quantity`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No such resource (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Storage failed (500; boxed: storage errors are large and rare).
+    #[error(transparent)]
+    Store(Box<StoreError>),
+}
+
+impl CatalogError {
+    /// Shorthand for [`CatalogError::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        CatalogError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<StoreError> for CatalogError {
+    fn from(e: StoreError) -> Self {
+        CatalogError::Store(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for CatalogError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e).into()
+    }
+}
+
+impl From<caja_shared::docs::DocError> for CatalogError {
+    fn from(e: caja_shared::docs::DocError) -> Self {
+        StoreError::Schema(e).into()
+    }
+}
 
 /// Most products returned by one search.
 pub const MAX_SEARCH: usize = 200;
@@ -77,8 +124,8 @@ impl From<&Product> for ProductView {
 /// ([`Product::validated`], shared with the sync server).
 ///
 /// # Errors
-/// [`NodeError::Invalid`] naming the field.
-pub fn validate(sku: &str, input: ProductInput) -> Result<Product, NodeError> {
+/// [`CatalogError::Invalid`] naming the field.
+pub fn validate(sku: &str, input: ProductInput) -> Result<Product, CatalogError> {
     Product {
         sku: sku.to_string(),
         name: input.name,
@@ -89,16 +136,16 @@ pub fn validate(sku: &str, input: ProductInput) -> Result<Product, NodeError> {
         stock_tracked: input.stock_tracked.unwrap_or(true),
     }
     .validated()
-    .map_err(|e| NodeError::invalid(e.field, e.reason))
+    .map_err(|e| CatalogError::invalid(e.field, e.reason))
 }
 
 /// Writes products to the catalog document and the projection in the caller's job.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] (field `barcode`) when a barcode would belong to two products
+/// [`CatalogError::Invalid`] (field `barcode`) when a barcode would belong to two products
 /// (in `products`, or another product already has it and keeps it): a scan must find the
-/// one product the code was printed for. [`NodeError::Store`].
-pub fn put(ctx: &mut Ctx<'_>, products: &[Product]) -> Result<(), NodeError> {
+/// one product the code was printed for. [`CatalogError::Store`].
+pub fn put(ctx: &mut Ctx<'_>, products: &[Product]) -> Result<(), CatalogError> {
     check_barcodes(ctx.conn, products)?;
     let am = ctx.doc(&DocId::Catalog)?;
     let before = am.get_heads();
@@ -111,7 +158,7 @@ pub fn put(ctx: &mut Ctx<'_>, products: &[Product]) -> Result<(), NodeError> {
 }
 
 /// Refuses a write that would give one barcode to two products.
-fn check_barcodes(conn: &Connection, products: &[Product]) -> Result<(), NodeError> {
+fn check_barcodes(conn: &Connection, products: &[Product]) -> Result<(), CatalogError> {
     use std::collections::HashMap;
     let written: HashMap<&str, Option<&str>> = products
         .iter()
@@ -125,7 +172,7 @@ fn check_barcodes(conn: &Connection, products: &[Product]) -> Result<(), NodeErr
         if let Some(other) = seen.insert(code, &p.sku)
             && other != p.sku
         {
-            return Err(NodeError::invalid(
+            return Err(CatalogError::invalid(
                 "barcode",
                 format!("{code} is given to both {other} and {}", p.sku),
             ));
@@ -140,7 +187,7 @@ fn check_barcodes(conn: &Connection, products: &[Product]) -> Result<(), NodeErr
             let owner = owner.map_err(crate::store::StoreError::from)?;
             // Unless this same write moves the code off that product.
             if written.get(owner.as_str()).is_none_or(|b| *b == Some(code)) {
-                return Err(NodeError::invalid(
+                return Err(CatalogError::invalid(
                     "barcode",
                     format!("{code} is already the barcode of {owner}"),
                 ));
@@ -162,12 +209,12 @@ pub struct ImportReport {
 /// their line numbers.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] with field `csv` for bytes that are not UTF-8 (with the line),
+/// [`CatalogError::Invalid`] with field `csv` for bytes that are not UTF-8 (with the line),
 /// a missing column, or bad rows.
-pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
+pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, CatalogError> {
     if let Err(e) = std::str::from_utf8(bytes) {
         let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(NodeError::invalid(
+        return Err(CatalogError::invalid(
             "csv",
             format!(
                 "not UTF-8: invalid byte at line {line}, byte offset {}",
@@ -181,7 +228,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
         .from_reader(bytes);
     let headers = rdr
         .headers()
-        .map_err(|e| NodeError::invalid("csv", e.to_string()))?
+        .map_err(|e| CatalogError::invalid("csv", e.to_string()))?
         .clone();
     const COLUMNS: [&str; 7] = [
         "sku",
@@ -197,7 +244,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
         .iter()
         .find(|h| !COLUMNS.iter().any(|c| h.eq_ignore_ascii_case(c)))
     {
-        return Err(NodeError::invalid(
+        return Err(CatalogError::invalid(
             "csv",
             format!(
                 "unknown column {unknown:?}: the columns are {}",
@@ -207,7 +254,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
     }
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(sku_i), Some(name_i), Some(price_i)) = (col("sku"), col("name"), col("unit_price")) else {
-        return Err(NodeError::invalid(
+        return Err(CatalogError::invalid(
             "csv",
             "header must have the columns sku, name, unit_price",
         ));
@@ -239,18 +286,18 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
             continue;
         }
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).filter(|s| !s.is_empty());
-        let row = (|| -> Result<Product, NodeError> {
-            let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, NodeError> {
+        let row = (|| -> Result<Product, CatalogError> {
+            let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, CatalogError> {
                 s.map(|t| {
                     caja_shared::money::parse_decimal(t)
-                        .map_err(|e| NodeError::invalid(f, format!("{t:?}: {e}")))
+                        .map_err(|e| CatalogError::invalid(f, format!("{t:?}: {e}")))
                 })
                 .transpose()
             };
             let input = ProductInput {
                 name: get(Some(name_i)).unwrap_or_default().to_string(),
                 unit_price: parse(get(Some(price_i)), "unit_price")?
-                    .ok_or_else(|| NodeError::invalid("unit_price", "missing"))?,
+                    .ok_or_else(|| CatalogError::invalid("unit_price", "missing"))?,
                 tax_rate: parse(get(tax_i), "tax_rate")?,
                 barcode: get(bar_i).map(str::to_string),
                 category: get(cat_i).map(str::to_string),
@@ -259,7 +306,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
                     Some("true" | "1" | "yes") => Some(true),
                     Some("false" | "0" | "no") => Some(false),
                     Some(o) => {
-                        return Err(NodeError::invalid(
+                        return Err(CatalogError::invalid(
                             "stock_tracked",
                             format!("{o:?} is not true/false"),
                         ));
@@ -281,13 +328,13 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
     if !problems.is_empty() {
         let n = problems.len();
         problems.truncate(20);
-        return Err(NodeError::invalid(
+        return Err(CatalogError::invalid(
             "csv",
             format!("{n} bad row(s), nothing imported: {}", problems.join("; ")),
         ));
     }
     if out.is_empty() {
-        return Err(NodeError::invalid("csv", "no rows"));
+        return Err(CatalogError::invalid("csv", "no rows"));
     }
     Ok(out)
 }
@@ -296,8 +343,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, NodeError> {
 /// An empty query lists products by SKU.
 ///
 /// # Errors
-/// [`NodeError::Store`].
-pub fn search(conn: &Connection, q: &str, limit: usize) -> Result<Vec<Product>, NodeError> {
+/// [`CatalogError::Store`].
+pub fn search(conn: &Connection, q: &str, limit: usize) -> Result<Vec<Product>, CatalogError> {
     let limit = limit.clamp(1, MAX_SEARCH) as i64;
     // Words are quoted so FTS5 operators in user input are plain text.
     let terms: Vec<String> = q
@@ -329,9 +376,9 @@ pub fn search(conn: &Connection, q: &str, limit: usize) -> Result<Vec<Product>, 
 /// Looks a product up by EAN-13 / UPC-A barcode.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] for a code with a bad length or check digit; [`NodeError::NotFound`].
-pub fn by_barcode(conn: &Connection, code: &str) -> Result<Product, NodeError> {
-    let code = normalize_gtin(code).map_err(|e| NodeError::invalid("barcode", e.to_string()))?;
+/// [`CatalogError::Invalid`] for a code with a bad length or check digit; [`CatalogError::NotFound`].
+pub fn by_barcode(conn: &Connection, code: &str) -> Result<Product, CatalogError> {
+    let code = normalize_gtin(code).map_err(|e| CatalogError::invalid("barcode", e.to_string()))?;
     let p = conn
         .prepare_cached(
             "SELECT sku, name, unit_price, tax_rate, barcode, category, stock_tracked FROM products WHERE barcode = ?1 LIMIT 1",
@@ -339,7 +386,7 @@ pub fn by_barcode(conn: &Connection, code: &str) -> Result<Product, NodeError> {
         .query_row(params![code], projection::row_to_product);
     match p {
         Ok(p) => Ok(p),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Err(NodeError::NotFound(format!("barcode {code}"))),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Err(CatalogError::NotFound(format!("barcode {code}"))),
         Err(e) => Err(e.into()),
     }
 }

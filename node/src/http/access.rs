@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
@@ -23,10 +23,11 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::PeerIpKeyExtractor;
 
-use super::error::{ApiError, problem_response};
+use super::error::ApiError;
 use super::routes::{audit, auth, health, products, reports, sales, stock, sync};
 use crate::app::Node;
-use crate::auth::{AuthError, principal};
+use crate::auth::{AuthError, Principal, principal};
+use caja_shared::problem::{self, ProblemType};
 
 /// What a route requires of its caller (the type both APIs' route tables share).
 pub use caja_shared::auth::Access;
@@ -166,9 +167,9 @@ async fn check(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     if g.route.access == Access::Public {
         return next.run(req).await;
     }
-    let p = match principal::authenticate(&g.node, req.headers()).await {
+    let p = match principal::authenticate(g.node.auth_ctx(), req.headers()).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     if let Access::Permission(perm) = g.route.access
         && !p.permissions.contains(&perm)
@@ -216,12 +217,7 @@ fn limiter(per: Duration, burst: u32) -> Limiter {
             ),
             other => (1, other.to_string()),
         };
-        let mut res = problem_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many requests",
-            detail,
-        );
+        let mut res = problem::http::response(ProblemType::RateLimited, detail);
         if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -253,6 +249,23 @@ pub(crate) fn router(node: Node) -> Router<Node> {
     }
     let per = Duration::from_micros(1_000_000 / u64::from(limits.requests_per_second.max(1)));
     router.layer(limiter(per, limits.requests_per_second.saturating_mul(2)))
+}
+
+/// Extracting a `Principal` in a handler takes the one the route's guard checked; on a
+/// route without a guard it refuses with `token-missing`, so a handler can never run as
+/// nobody by mistake.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| AuthError::Token(caja_shared::auth::TokenError::Missing).into())
+    }
 }
 
 /// The peer address type the rate limits key on (serve with

@@ -7,14 +7,13 @@ use serde_json::error::Category;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::error::NodeError;
 
 /// Parses a JSON body after checking its content type.
 ///
 /// # Errors
 /// [`ApiError::UnsupportedMediaType`] without `application/json`; [`ApiError::BadJson`]
 /// with serde's description (path, line, column, what was expected) for a body that is not
-/// JSON of the expected shape; [`NodeError::Invalid`] naming the field (`lines[0].quantity`)
+/// JSON of the expected shape; [`ApiError::Invalid`] naming the field (`lines[0].quantity`)
 /// for a value of the right type that the field refuses (a decimal string that is not a
 /// number).
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
@@ -38,7 +37,7 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T,
         if e.classify() == Category::Data && e.to_string().starts_with(INVALID_VALUE) {
             let msg = e.to_string();
             let reason = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
-            return ApiError::from(NodeError::invalid(path, reason));
+            return ApiError::invalid(path, reason);
         }
         if path.is_empty() || path == "." {
             ApiError::BadJson(format!("invalid JSON body: {e}"))
@@ -58,17 +57,20 @@ const INVALID_VALUE: &str = "invalid value: ";
 /// The `Idempotency-Key` header, if present: 1-255 visible ASCII characters.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] for an empty, too long or non-ASCII key.
+/// [`ApiError::Invalid`] for an empty, too long or non-ASCII key.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
     let s = v
         .to_str()
-        .map_err(|_| NodeError::invalid("Idempotency-Key", "must be visible ASCII"))?
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
         .trim();
     if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(NodeError::invalid("Idempotency-Key", "must be 1-255 visible ASCII characters").into());
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1-255 visible ASCII characters",
+        ));
     }
     Ok(Some(s.to_string()))
 }

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::Node;
-use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::ApiError;
 use crate::store::{Ctx, facts as ledger};
@@ -21,7 +20,7 @@ use crate::store::{Ctx, facts as ledger};
 /// with its JSON; see the module docs.
 ///
 /// # Errors
-/// The closure's error, [`NodeError::IdempotencyReused`], a malformed key.
+/// The closure's error, [`ApiError::IdempotencyReused`], a malformed key.
 pub async fn idempotent_write<T: Serialize + Send + 'static>(
     node: &Node,
     user: &str,
@@ -41,7 +40,7 @@ pub async fn idempotent_write<T: Serialize + Send + 'static>(
                 return if h == hash {
                     Ok((status, json, true))
                 } else {
-                    Err(NodeError::IdempotencyReused(given.clone()).into())
+                    Err(ApiError::IdempotencyReused(given.clone()))
                 };
             }
             let v = f(ctx)?;

@@ -22,8 +22,10 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use axum::response::{IntoResponse, Response};
+use caja_shared::problem;
+
 use crate::app::Node;
-use error::ApiError;
 use routes::{audit, auth, health, products, reports, sales, stock, sync};
 
 /// The OpenAPI document of the node API.
@@ -84,40 +86,27 @@ pub(crate) async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
 
-async fn no_route(req: Request) -> ApiError {
-    ApiError::NoRoute(format!("{} {}", req.method(), req.uri().path()))
+async fn no_route(req: Request) -> Response {
+    problem::http::no_route(req.method(), req.uri().path()).into_response()
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::MethodNotAllowed(format!("{} {}", req.method(), req.uri().path()))
+async fn method_not_allowed(req: Request) -> Response {
+    problem::http::method_not_allowed(req.method(), req.uri().path()).into_response()
 }
 
-/// Turns the timeout layer's bare 408 into problem+json `timeout`, which says that a
-/// write may have completed all the same (it runs on in the writer): retry with the same
-/// `Idempotency-Key`, or look before repeating it.
-fn timeout_problem(res: axum::response::Response, timeout: std::time::Duration) -> axum::response::Response {
-    let bare = res.status() == axum::http::StatusCode::REQUEST_TIMEOUT
-        && !res
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !bare {
-        return res;
-    }
-    error::problem_response(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        "timeout",
-        "Request timeout",
-        format!(
-            "the request took longer than {} s; a write may still have completed: retry it with the same Idempotency-Key, or check before repeating it",
-            timeout.as_secs()
-        ),
+/// The detail of a 408 `timeout`: a write may have completed all the same (it runs on in
+/// the writer), so retry with the same `Idempotency-Key`, or look before repeating it.
+fn timeout_detail(timeout: std::time::Duration) -> String {
+    format!(
+        "the request took longer than {} s; a write may still have completed: retry it with the same Idempotency-Key, or check before repeating it",
+        timeout.as_secs()
     )
 }
 
 /// Builds the router: the route table of [`access`] (each route behind its access check,
 /// login and per-client rate limits), body size (`max_body_bytes`, CSV imports 8x), the
-/// request timeout, request tracing, and problem+json for unknown routes and methods.
+/// request timeout, request tracing, and problem+json (the code shared with head office)
+/// for unknown routes and methods and for bare error responses of the layers.
 pub fn router(node: Node) -> Router {
     let limit = node.config().max_body_bytes;
     let timeout = node.config().limits.request_timeout;
@@ -130,9 +119,10 @@ pub fn router(node: Node) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(axum::middleware::map_response(
-            move |res: axum::response::Response| async move { timeout_problem(res, timeout) },
-        ))
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let detail = timeout_detail(timeout);
+            async move { problem::http::problemize(res, &detail) }
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(node)
 }

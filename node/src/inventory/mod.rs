@@ -14,10 +14,56 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::decimal::{self, check_quantity};
-use crate::error::NodeError;
 use crate::identity::Identity;
-use crate::store::facts::Author;
+use crate::store::StoreError;
 use crate::store::{Ctx, facts as ledger, projection};
+
+/// Why a stock operation was refused. The HTTP layer maps each variant to a problem.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// A field of the request is invalid (422 `invalid-input`).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, e.g. `lines[0].quantity`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The SKU is not in the catalog (422 `unknown-sku`).
+    #[error("unknown SKU {0:?}: it is not in this store's catalog")]
+    UnknownSku(String),
+    /// Storage failed (500; boxed: storage errors are large and rare).
+    #[error(transparent)]
+    Store(Box<StoreError>),
+}
+
+impl InventoryError {
+    /// Shorthand for [`InventoryError::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        InventoryError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<StoreError> for InventoryError {
+    fn from(e: StoreError) -> Self {
+        InventoryError::Store(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for InventoryError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e).into()
+    }
+}
+
+impl From<caja_shared::docs::DocError> for InventoryError {
+    fn from(e: caja_shared::docs::DocError) -> Self {
+        StoreError::Schema(e).into()
+    }
+}
 
 /// `POST /v1/stock/movements` body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -56,15 +102,15 @@ pub struct StockLevel {
 /// Records a stock movement in the caller's writer job.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] for a zero or too precise quantity or a long note,
-/// [`NodeError::UnknownSku`].
+/// [`InventoryError::Invalid`] for a zero or too precise quantity or a long note,
+/// [`InventoryError::UnknownSku`].
 pub fn record_movement(
     ctx: &mut Ctx<'_>,
     ident: &Identity,
     by: &Principal,
     req: &MovementRequest,
-) -> Result<Fact, NodeError> {
-    check_quantity(req.quantity, true).map_err(|r| NodeError::invalid("quantity", r))?;
+) -> Result<Fact, InventoryError> {
+    check_quantity(req.quantity, true).map_err(|r| InventoryError::invalid("quantity", r))?;
     let direction = match req.reason {
         MovementReason::Receipt | MovementReason::TransferIn => Some(true),
         MovementReason::WriteOff | MovementReason::TransferOut => Some(false),
@@ -73,7 +119,7 @@ pub fn record_movement(
     if let Some(positive) = direction
         && positive == req.quantity.is_sign_negative()
     {
-        return Err(NodeError::invalid(
+        return Err(InventoryError::invalid(
             "quantity",
             format!(
                 "a {:?} movement must be {}, got {}",
@@ -87,11 +133,13 @@ pub fn record_movement(
             ),
         ));
     }
-    let occurred_at = crate::sales::occurred_at(req.occurred_at)?;
+    let occurred_at =
+        crate::sales::occurred_at(req.occurred_at).map_err(|r| InventoryError::invalid("occurred_at", r))?;
     if req.note.as_ref().is_some_and(|n| n.len() > 500) {
-        return Err(NodeError::invalid("note", "at most 500 bytes"));
+        return Err(InventoryError::invalid("note", "at most 500 bytes"));
     }
-    let p = projection::product(ctx.conn, &req.sku)?.ok_or_else(|| NodeError::UnknownSku(req.sku.clone()))?;
+    let p = projection::product(ctx.conn, &req.sku)?
+        .ok_or_else(|| InventoryError::UnknownSku(req.sku.clone()))?;
     let terminal = by.terminal.clone().unwrap_or_else(|| ident.terminal.clone());
     let body = FactBody::StockMovement(StockMovement {
         sku: p.sku,
@@ -99,7 +147,7 @@ pub fn record_movement(
         reason: req.reason,
         note: req.note.clone(),
     });
-    let fact = ledger::envelope(ctx, ident, terminal, occurred_at, &Author::of(by), body);
+    let fact = ledger::envelope(ctx, ident, terminal, occurred_at, &by.author(), body);
     ledger::record(ctx, &fact)?;
     Ok(fact)
 }
@@ -107,9 +155,9 @@ pub fn record_movement(
 /// Stock on hand of a SKU.
 ///
 /// # Errors
-/// [`NodeError::UnknownSku`], [`NodeError::Store`].
-pub fn on_hand(conn: &Connection, sku: &str) -> Result<StockLevel, NodeError> {
-    let p = projection::product(conn, sku)?.ok_or_else(|| NodeError::UnknownSku(sku.to_string()))?;
+/// [`InventoryError::UnknownSku`], [`InventoryError::Store`].
+pub fn on_hand(conn: &Connection, sku: &str) -> Result<StockLevel, InventoryError> {
+    let p = projection::product(conn, sku)?.ok_or_else(|| InventoryError::UnknownSku(sku.to_string()))?;
     let (sum, n): (i64, i64) = conn
         .prepare_cached("SELECT COALESCE(SUM(qty_milli), 0), COUNT(*) FROM stock_moves WHERE sku = ?1")?
         .query_row(params![sku], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -20,10 +20,71 @@ use utoipa::ToSchema;
 use crate::auth::Actor;
 use crate::config::check_terminal;
 use crate::decimal::{self, check_price, check_quantity};
-use crate::error::NodeError;
 use crate::identity::Identity;
-use crate::store::facts::Author;
+use crate::store::StoreError;
 use crate::store::{Ctx, facts as ledger, projection};
+
+/// Why a sale or refund was refused. The HTTP layer maps each variant to a problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SaleError {
+    /// A field of the request is invalid (422 `invalid-input`).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, e.g. `lines[0].quantity`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The SKU is not in the catalog (422 `unknown-sku`).
+    #[error("unknown SKU {0:?}: it is not in this store's catalog")]
+    UnknownSku(String),
+    /// No such resource (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with what is stored, e.g. refunding more than was sold (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Money did not add up (422 `invalid-amount`).
+    #[error(transparent)]
+    Money(#[from] caja_shared::money::MoneyError),
+    /// The fact could not be built (422 `invalid-amount`).
+    #[error(transparent)]
+    Fact(#[from] caja_shared::facts::FactError),
+    /// A permission or manager override refused it.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// Storage failed (500; boxed: storage errors are large and rare).
+    #[error(transparent)]
+    Store(Box<StoreError>),
+}
+
+impl SaleError {
+    /// Shorthand for [`SaleError::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SaleError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<StoreError> for SaleError {
+    fn from(e: StoreError) -> Self {
+        SaleError::Store(Box::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for SaleError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e).into()
+    }
+}
+
+impl From<caja_shared::docs::DocError> for SaleError {
+    fn from(e: caja_shared::docs::DocError) -> Self {
+        StoreError::Schema(e).into()
+    }
+}
 
 /// Most lines in one sale or refund. Real wholesale orders are long: the online-retail
 /// file in `shared/data` has invoices of up to 705 priced lines, so 500 refused real
@@ -128,15 +189,15 @@ pub struct RefundRequest {
 
 /// The terminal of a fact: the request's, else the one the user logged in on with their
 /// PIN, else the node's default. A PIN session records facts of its own terminal only.
-fn terminal(ident: &Identity, actor: &Actor, t: &Option<String>) -> Result<String, NodeError> {
+fn terminal(ident: &Identity, actor: &Actor, t: &Option<String>) -> Result<String, SaleError> {
     let session = actor.principal.terminal.as_ref();
     match (t, session) {
-        (Some(t), Some(s)) if t != s => Err(NodeError::invalid(
+        (Some(t), Some(s)) if t != s => Err(SaleError::invalid(
             "terminal",
             format!("this session is logged in on terminal {s}, not {t}"),
         )),
         (Some(t), _) => {
-            check_terminal(t).map_err(|r| NodeError::invalid("terminal", r))?;
+            check_terminal(t).map_err(|r| SaleError::invalid("terminal", r))?;
             Ok(t.clone())
         }
         (None, Some(s)) => Ok(s.clone()),
@@ -144,21 +205,21 @@ fn terminal(ident: &Identity, actor: &Actor, t: &Option<String>) -> Result<Strin
     }
 }
 
-fn check_lines(lines: &[LineRequest]) -> Result<(), NodeError> {
+fn check_lines(lines: &[LineRequest]) -> Result<(), SaleError> {
     if lines.is_empty() {
-        return Err(NodeError::invalid("lines", "at least one line is required"));
+        return Err(SaleError::invalid("lines", "at least one line is required"));
     }
     if lines.len() > MAX_LINES {
-        return Err(NodeError::invalid(
+        return Err(SaleError::invalid(
             "lines",
             format!("at most {MAX_LINES} lines, got {}", lines.len()),
         ));
     }
     for (i, l) in lines.iter().enumerate() {
         check_quantity(l.quantity, false)
-            .map_err(|r| NodeError::invalid(format!("lines[{i}].quantity"), r))?;
+            .map_err(|r| SaleError::invalid(format!("lines[{i}].quantity"), r))?;
         if let Some(p) = l.unit_price {
-            check_price(p).map_err(|r| NodeError::invalid(format!("lines[{i}].unit_price"), r))?;
+            check_price(p).map_err(|r| SaleError::invalid(format!("lines[{i}].unit_price"), r))?;
         }
     }
     Ok(())
@@ -170,8 +231,8 @@ fn check_lines(lines: &[LineRequest]) -> Result<(), NodeError> {
 /// day that has not begun.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] on field `occurred_at`.
-pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError> {
+/// Why the time is refused (the caller reports it on field `occurred_at`).
+pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, String> {
     let now = Utc::now();
     let Some(at) = at else { return Ok(now) };
     let earliest = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
@@ -179,20 +240,14 @@ pub fn occurred_at(at: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, NodeError
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
     if at > now + BACKDATE_TOLERANCE {
-        return Err(NodeError::invalid(
-            "occurred_at",
-            format!(
-                "{} is in the future (this node's clock says {})",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
+        return Err(format!(
+            "{} is in the future (this node's clock says {})",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ));
     }
     if at < earliest {
-        return Err(NodeError::invalid(
-            "occurred_at",
-            format!("{} is before 2000-01-01", at.to_rfc3339()),
-        ));
+        return Err(format!("{} is before 2000-01-01", at.to_rfc3339()));
     }
     Ok(at)
 }
@@ -207,7 +262,7 @@ fn backdated(at: DateTime<Utc>) -> bool {
     Utc::now() - at > BACKDATE_TOLERANCE
 }
 
-fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String, NodeError> {
+fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String, SaleError> {
     let seq = ledger::next_seq(ctx, &format!("receipt/{terminal}"))?;
     Ok(format!("{}-{terminal}-{seq}", ident.store))
 }
@@ -215,21 +270,21 @@ fn receipt_no(ctx: &Ctx<'_>, ident: &Identity, terminal: &str) -> Result<String,
 /// Prices and records a sale in the caller's writer job.
 ///
 /// # Errors
-/// [`NodeError::Invalid`] for bad lines or tenders, [`NodeError::UnknownSku`],
-/// [`NodeError::Fact`] when tenders do not cover the total, [`NodeError::Store`].
+/// [`SaleError::Invalid`] for bad lines or tenders, [`SaleError::UnknownSku`],
+/// [`SaleError::Fact`] when tenders do not cover the total, [`SaleError::Store`].
 pub fn checkout(
     ctx: &mut Ctx<'_>,
     ident: &Identity,
     actor: &Actor,
     req: &SaleRequest,
-) -> Result<Fact, NodeError> {
+) -> Result<Fact, SaleError> {
     check_lines(&req.lines)?;
-    let at = occurred_at(req.occurred_at)?;
+    let at = occurred_at(req.occurred_at).map_err(|r| SaleError::invalid("occurred_at", r))?;
     if req.tenders.is_empty() {
-        return Err(NodeError::invalid("tenders", "at least one tender is required"));
+        return Err(SaleError::invalid("tenders", "at least one tender is required"));
     }
     if req.tenders.len() > MAX_TENDERS {
-        return Err(NodeError::invalid(
+        return Err(SaleError::invalid(
             "tenders",
             format!("at most {MAX_TENDERS} tenders, got {}", req.tenders.len()),
         ));
@@ -238,7 +293,7 @@ pub fn checkout(
     let c = ident.currency;
     let mut lines = Vec::with_capacity(req.lines.len());
     for l in &req.lines {
-        let p = projection::product(ctx.conn, &l.sku)?.ok_or_else(|| NodeError::UnknownSku(l.sku.clone()))?;
+        let p = projection::product(ctx.conn, &l.sku)?.ok_or_else(|| SaleError::UnknownSku(l.sku.clone()))?;
         let price = l.unit_price.unwrap_or(p.unit_price);
         let overridden = price != p.unit_price;
         lines.push(Line::priced(
@@ -256,9 +311,9 @@ pub fn checkout(
     let mut tenders = Vec::with_capacity(req.tenders.len());
     for (i, t) in req.tenders.iter().enumerate() {
         let amount = parse_minor(&t.amount, c)
-            .map_err(|e| NodeError::invalid(format!("tenders[{i}].amount"), e.to_string()))?;
+            .map_err(|e| SaleError::invalid(format!("tenders[{i}].amount"), e.to_string()))?;
         if amount < 0 {
-            return Err(NodeError::invalid(
+            return Err(SaleError::invalid(
                 format!("tenders[{i}].amount"),
                 "must not be negative",
             ));
@@ -270,8 +325,8 @@ pub fn checkout(
         });
     }
     let (net, tax, total, change) =
-        facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tenders", e.to_string()))?;
-    let mut author = Author::of(&actor.principal);
+        facts::settle(&lines, &tenders, c).map_err(|e| SaleError::invalid("tenders", e.to_string()))?;
+    let mut author = actor.principal.author();
     let mut needed = Vec::new();
     if lines.iter().any(|l| l.price_overridden) {
         needed.push((
@@ -302,18 +357,18 @@ pub fn checkout(
 /// Reads a stored sale or refund fact.
 ///
 /// # Errors
-/// [`NodeError::Store`]; a stored fact that does not decode is reported as such.
-pub fn fact_by_id(conn: &rusqlite::Connection, id: &FactId) -> Result<Option<Fact>, NodeError> {
+/// [`SaleError::Store`]; a stored fact that does not decode is reported as such.
+pub fn fact_by_id(conn: &rusqlite::Connection, id: &FactId) -> Result<Option<Fact>, SaleError> {
     let body: Option<String> = rusqlite::OptionalExtension::optional(
         conn.prepare_cached("SELECT body FROM facts WHERE fact_id = ?1")?
             .query_row(params![id.to_string()], |r| r.get(0)),
     )?;
-    body.map(|b| Fact::decode(&b).map_err(NodeError::from))
+    body.map(|b| Fact::decode(&b).map_err(SaleError::from))
         .transpose()
 }
 
 /// Quantity of `sku` already refunded against `original`.
-fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Result<Decimal, NodeError> {
+fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Result<Decimal, SaleError> {
     let mut stmt = conn.prepare_cached("SELECT body FROM facts WHERE original_sale = ?1")?;
     let bodies = stmt.query_map(params![original.to_string()], |r| r.get::<_, String>(0))?;
     let mut q = Decimal::ZERO;
@@ -333,22 +388,22 @@ fn refunded_qty(conn: &rusqlite::Connection, original: &FactId, sku: &str) -> Re
 /// Prices and records a refund, with or without the original sale.
 ///
 /// # Errors
-/// [`NodeError::NotFound`] for an unknown original sale, [`NodeError::Conflict`] when
-/// refunding more than was sold, [`NodeError::UnknownSku`], [`NodeError::Invalid`].
+/// [`SaleError::NotFound`] for an unknown original sale, [`SaleError::Conflict`] when
+/// refunding more than was sold, [`SaleError::UnknownSku`], [`SaleError::Invalid`].
 pub fn refund(
     ctx: &mut Ctx<'_>,
     ident: &Identity,
     actor: &Actor,
     req: &RefundRequest,
-) -> Result<Fact, NodeError> {
+) -> Result<Fact, SaleError> {
     check_lines(&req.lines)?;
     if req.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_BYTES) {
-        return Err(NodeError::invalid(
+        return Err(SaleError::invalid(
             "reason",
             format!("at most {MAX_REASON_BYTES} bytes"),
         ));
     }
-    let at = occurred_at(req.occurred_at)?;
+    let at = occurred_at(req.occurred_at).map_err(|r| SaleError::invalid("occurred_at", r))?;
     let terminal = terminal(ident, actor, &req.terminal)?;
     let c = ident.currency;
     let original = match &req.original_sale {
@@ -357,7 +412,7 @@ pub fn refund(
                 body: FactBody::Sale(s),
                 ..
             }) => Some((*id, s)),
-            _ => return Err(NodeError::NotFound(format!("sale {id}"))),
+            _ => return Err(SaleError::NotFound(format!("sale {id}"))),
         },
         None => None,
     };
@@ -367,7 +422,7 @@ pub fn refund(
             Some((id, sale)) => {
                 let sold: Vec<&Line> = sale.lines.iter().filter(|x| x.sku == l.sku).collect();
                 let Some(first) = sold.first() else {
-                    return Err(NodeError::Conflict(format!(
+                    return Err(SaleError::Conflict(format!(
                         "lines[{i}]: SKU {} is not on sale {id}",
                         l.sku
                     )));
@@ -375,13 +430,13 @@ pub fn refund(
                 let sold_qty: Decimal = sold.iter().map(|x| x.quantity).sum();
                 let already = refunded_qty(ctx.conn, id, &l.sku)?;
                 if l.quantity + already > sold_qty {
-                    return Err(NodeError::Conflict(format!(
+                    return Err(SaleError::Conflict(format!(
                         "lines[{i}]: refunding {} of {} but sale {id} sold {sold_qty} and {already} were already refunded",
                         l.quantity, l.sku
                     )));
                 }
                 if l.unit_price.is_some_and(|p| p != first.unit_price) {
-                    return Err(NodeError::invalid(
+                    return Err(SaleError::invalid(
                         format!("lines[{i}].unit_price"),
                         "a refund with receipt uses the original price; omit unit_price",
                     ));
@@ -400,7 +455,7 @@ pub fn refund(
             }
             None => {
                 let p = projection::product(ctx.conn, &l.sku)?
-                    .ok_or_else(|| NodeError::UnknownSku(l.sku.clone()))?;
+                    .ok_or_else(|| SaleError::UnknownSku(l.sku.clone()))?;
                 let price = l.unit_price.unwrap_or(p.unit_price);
                 Line::priced(
                     &p.sku,
@@ -427,8 +482,8 @@ pub fn refund(
         label,
         amount_minor: total,
     }];
-    facts::settle(&lines, &tenders, c).map_err(|e| NodeError::invalid("tender", e.to_string()))?;
-    let mut author = Author::of(&actor.principal);
+    facts::settle(&lines, &tenders, c).map_err(|e| SaleError::invalid("tender", e.to_string()))?;
+    let mut author = actor.principal.author();
     let mut needed = Vec::new();
     if original.is_none() {
         needed.push((Permission::RefundNoReceipt, "a refund without receipt"));

@@ -23,17 +23,6 @@ pub struct Author {
     pub authorized_by: Option<Authorization>,
 }
 
-impl Author {
-    /// The author of facts made by an authenticated user.
-    pub fn of(p: &crate::auth::Principal) -> Author {
-        Author {
-            user_id: Some(p.user_id.clone()),
-            user_name: Some(p.username.clone()),
-            authorized_by: None,
-        }
-    }
-}
-
 /// A new fact of this node: a fresh UUIDv7, the next HLC tick, `occurred_at`'s UTC date as
 /// the business day, and its author.
 pub fn envelope(

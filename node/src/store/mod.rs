@@ -1,6 +1,7 @@
 //! SQLite storage of the node: one writer thread (with group commit) and a small read pool.
 //!
-//! - `schema`: tables and connection settings.
+//! - `schema`: tables and connection settings; `auth_schema`: the tables of `auth`.
+//! - [`audit`]: the audit log (security facts, staff and catalog changes).
 //! - [`projection`]: facts and products turned into query tables.
 //! - [`facts`]: the single write path of local facts, counters and idempotency records.
 //!
@@ -11,6 +12,8 @@
 //! (`synchronous=FULL`). A closure that fails rolls back its savepoint and its in-memory
 //! document changes; the others in the batch are unaffected.
 
+pub mod audit;
+pub(crate) mod auth_schema;
 pub mod facts;
 pub mod projection;
 pub(crate) mod schema;

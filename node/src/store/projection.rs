@@ -81,7 +81,7 @@ pub fn project_fact(
     if inserted == 0 {
         return Ok(());
     }
-    crate::auth::audit::record_fact(conn, fact)?;
+    super::audit::record_fact(conn, fact)?;
     let mut tender =
         conn.prepare_cached("INSERT INTO fact_tenders (fact_id, name, amount_minor) VALUES (?1, ?2, ?3)")?;
     let mut stock =

@@ -128,6 +128,6 @@ pub(crate) fn configure_reader(conn: &Connection) -> Result<(), StoreError> {
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     caja_shared::docstore::migrate(conn)?;
     conn.execute_batch(PROJECTIONS)?;
-    crate::auth::schema::migrate(conn)?;
+    super::auth_schema::migrate(conn)?;
     Ok(())
 }

@@ -105,18 +105,7 @@ pub enum TokenError {
 impl TokenError {
     /// The stable slug of the problem type (`https://caja.dev/problems/<slug>`).
     pub fn slug(&self) -> &'static str {
-        match self {
-            TokenError::Missing => "token-missing",
-            TokenError::Malformed(_) => "token-malformed",
-            TokenError::Algorithm(_) => "token-algorithm",
-            TokenError::Signature => "token-signature",
-            TokenError::Expired => "token-expired",
-            TokenError::NotYetValid => "token-not-yet-valid",
-            TokenError::Audience(_) => "token-audience",
-            TokenError::WrongStore { .. } => "token-wrong-store",
-            TokenError::Revoked(_) => "token-revoked",
-            TokenError::UserDisabled(_) => "user-disabled",
-        }
+        crate::problem::ProblemType::of_token(self).name()
     }
 }
 

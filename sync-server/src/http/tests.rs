@@ -322,11 +322,11 @@ async fn product_put_validates_and_reads_back() {
         .call("PUT", "/v1/products/X", Some(Body::from("{\"name\": ")))
         .await;
     let (s, v, ct) = read(res).await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "malformed-json");
 
     // Refused bodies: (what, method, path, body, status, slug, field, in the detail).
     let unprocessable = (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input");
-    let bad = (StatusCode::BAD_REQUEST, "bad-request");
+    let bad = (StatusCode::BAD_REQUEST, "malformed-json");
     let put = ("PUT", "/v1/products/X");
     for (what, (method, path), body, (status, slug), field, says) in [
         (
@@ -1075,7 +1075,7 @@ async fn users_and_roles_over_http_validate_every_field() {
     let (s, v, ct) = app
         .json("POST", "/v1/users", with("role", json!(["cashier"])))
         .await;
-    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "malformed-json");
     let (s, v, _) = app.json("POST", "/v1/users", good.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["has_pin"], true);

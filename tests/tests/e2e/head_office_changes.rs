@@ -186,11 +186,11 @@ async fn roles_disabling_and_sign_out_from_head_office_bind_live_tokens() -> any
         .map(|e| e["kind"].as_str().unwrap_or(""))
         .collect();
     for k in [
-        "role_defined",
-        "user_added",
-        "roles_changed",
-        "sessions_revoked",
-        "user_disabled",
+        "role.defined",
+        "user.created",
+        "user.roles_changed",
+        "user.sessions_revoked",
+        "user.disabled",
     ] {
         ensure!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }

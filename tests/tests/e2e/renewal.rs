@@ -65,12 +65,9 @@ async fn a_live_node_renews_its_certificate_and_reconnects_with_it() -> anyhow::
         Ok(node.api.sync_status().await?.connected)
     })
     .await?;
-    let facts = node
-        .node
-        .db()
-        .read(|c| -> Result<i64, caja_node::error::NodeError> {
-            Ok(c.query_row("SELECT COUNT(*) FROM facts WHERE local = 1", [], |r| r.get(0))?)
-        });
+    let facts = node.node.db().read(|c| -> Result<i64, anyhow::Error> {
+        Ok(c.query_row("SELECT COUNT(*) FROM facts WHERE local = 1", [], |r| r.get(0))?)
+    });
     let recorded = facts.await? as u64;
     wait_synced(server.server(), &[&node.api], recorded, WAIT).await?;
     Ok(())

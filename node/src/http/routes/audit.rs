@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use caja_shared::audit::AuditKind;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
-use crate::auth::audit::{self, AuditEntry};
-use crate::error::NodeError;
 use crate::http::error::{ApiError, Problem};
+use crate::store::audit::{self, AuditEntry};
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -20,7 +20,9 @@ pub struct AuditQuery {
     pub after: Option<i64>,
     /// Only entries at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
-    /// Only this kind (e.g. `login_failed`); a wrong one is a 422 listing the kinds.
+    /// Only this kind (e.g. `login.failed`) or the kinds under a dotted prefix (`login`
+    /// for `login.failed`, `login.locked`, `login.succeeded`), as at head office; a wrong
+    /// one is a 422 listing the kinds.
     pub kind: Option<String>,
     /// At most this many entries (1-1000, default 200).
     pub limit: Option<usize>,
@@ -36,23 +38,24 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let Query(q) = q?;
     if let Some(k) = q.kind.as_deref()
-        && !audit::KINDS.contains(&k)
+        && !audit::is_kind_filter(k)
     {
-        return Err(NodeError::invalid(
+        let kinds: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        return Err(ApiError::invalid(
             "kind",
-            format!("{k:?} is not a kind; kinds: {}", audit::KINDS.join(", ")),
-        )
-        .into());
+            format!(
+                "{k:?} is not a kind or a dotted prefix of kinds; kinds: {}",
+                kinds.join(", ")
+            ),
+        ));
     }
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(NodeError::invalid("limit", "must be 1-1000").into());
+        return Err(ApiError::invalid("limit", "must be 1-1000"));
     }
     let entries = node
         .db()
-        .read(move |c| {
-            audit::list(c, q.after.unwrap_or(0), q.since, q.kind.as_deref(), limit).map_err(NodeError::from)
-        })
+        .read(move |c| audit::list(c, q.after.unwrap_or(0), q.since, q.kind.as_deref(), limit))
         .await?;
     Ok(Json(entries))
 }

@@ -23,7 +23,7 @@ pub async fn login(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let req: LoginRequest = body::json(&headers, &bytes?)?;
-    Ok(Json(login::password(&node, req).await?))
+    Ok(Json(login::password(node.auth_ctx(), req).await?))
 }
 
 /// Logs in at a terminal with username and PIN. After 5 wrong PINs the user is locked on
@@ -36,7 +36,7 @@ pub async fn pin(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let req: PinRequest = body::json(&headers, &bytes?)?;
-    Ok(Json(login::pin(&node, req).await?))
+    Ok(Json(login::pin(node.auth_ctx(), req).await?))
 }
 
 /// Trades a refresh token for a new access token and the next refresh token. A refresh
@@ -49,14 +49,14 @@ pub async fn refresh(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let req: RefreshRequest = body::json(&headers, &bytes?)?;
-    Ok(Json(login::refresh(&node, req).await?))
+    Ok(Json(login::refresh(node.auth_ctx(), req).await?))
 }
 
 /// Logs out: revokes this session's refresh tokens and this access token.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "logged out"), (status = 401, body = Problem)))]
 pub async fn logout(State(node): State<Node>, p: Principal) -> Result<StatusCode, ApiError> {
-    login::logout(&node, p).await?;
+    login::logout(node.auth_ctx(), p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -78,5 +78,5 @@ pub async fn grant_override(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OverrideGranted>, ApiError> {
     let req: OverrideRequest = body::json(&headers, &bytes?)?;
-    Ok(Json(overrides::grant(&node, p, req).await?))
+    Ok(Json(overrides::grant(node.auth_ctx(), p, req).await?))
 }

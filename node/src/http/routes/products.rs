@@ -9,12 +9,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
-use crate::auth::{Principal, audit};
+use crate::auth::Principal;
 use crate::catalog::{self, ImportReport, ProductInput, ProductView};
-use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
-use crate::store::projection;
+use crate::store::{audit, projection};
 
 /// Creates or updates a product in this store's catalog (it replicates to head office).
 #[utoipa::path(put, path = "/v1/products/{sku}", request_body = ProductInput,
@@ -33,8 +32,8 @@ pub async fn put(
     node.db()
         .write(move |ctx| {
             catalog::put(ctx, std::slice::from_ref(&product))?;
-            audit::catalog_changed(ctx.conn, &p, &[product.sku], "put")?;
-            Ok::<_, NodeError>(())
+            audit::catalog_changed(ctx.conn, p.who(), &[product.sku], "put")?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(Json(view))
@@ -65,8 +64,8 @@ pub async fn import(
         .write(move |ctx| {
             catalog::put(ctx, &products)?;
             let skus: Vec<String> = products.iter().map(|p| p.sku.clone()).collect();
-            audit::catalog_changed(ctx.conn, &p, &skus, "import")?;
-            Ok::<_, NodeError>(())
+            audit::catalog_changed(ctx.conn, p.who(), &skus, "import")?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(Json(ImportReport { written }))
@@ -93,7 +92,7 @@ pub async fn list(
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(NodeError::invalid("limit", "must be 1-200").into());
+        return Err(ApiError::invalid("limit", "must be 1-200"));
     }
     let found = node.db().read(move |c| catalog::search(c, &q.q, limit)).await?;
     Ok(Json(found.iter().map(ProductView::from).collect()))
@@ -104,12 +103,9 @@ pub async fn list(
     responses((status = 200, body = ProductView), (status = 404, body = Problem)))]
 pub async fn get(State(node): State<Node>, Path(sku): Path<String>) -> Result<Json<ProductView>, ApiError> {
     let s = sku.clone();
-    let p = node
-        .db()
-        .read(move |c| projection::product(c, &s).map_err(NodeError::from))
-        .await?;
+    let p = node.db().read(move |c| projection::product(c, &s)).await?;
     p.map(|p| Json(ProductView::from(&p)))
-        .ok_or_else(|| NodeError::NotFound(format!("product {sku}")).into())
+        .ok_or_else(|| ApiError::NotFound(format!("product {sku}")))
 }
 
 /// Looks a product up by EAN-13 or UPC-A barcode (check digit verified).

@@ -9,7 +9,6 @@ use caja_shared::ids::FactId;
 
 use crate::app::Node;
 use crate::auth::{Actor, Principal};
-use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
 use crate::http::idempotent::idempotent_write;
@@ -33,7 +32,7 @@ pub async fn create(
     let actor = Actor::from_request(p, &headers)?;
     idempotent_write(&node, &user, &headers, bytes, "POST /v1/sales", move |ctx| {
         let fact = sales::checkout(ctx, &ident, &actor, &req)?;
-        view(&fact).ok_or_else(|| NodeError::invalid("sale", "not a sale").into())
+        view(&fact).ok_or_else(|| ApiError::invalid("sale", "not a sale"))
     })
     .await
 }
@@ -49,7 +48,7 @@ pub async fn get(State(node): State<Node>, Path(id): Path<String>) -> Result<axu
     fact.as_ref()
         .and_then(view)
         .map(axum::Json)
-        .ok_or_else(|| NodeError::NotFound(format!("sale {id}")).into())
+        .ok_or_else(|| ApiError::NotFound(format!("sale {id}")))
 }
 
 /// Records a refund, with the original sale (`original_sale`) or without receipt.
@@ -69,7 +68,7 @@ pub async fn refund(
     let actor = Actor::from_request(p, &headers)?;
     idempotent_write(&node, &user, &headers, bytes, "POST /v1/refunds", move |ctx| {
         let fact = sales::refund(ctx, &ident, &actor, &req)?;
-        view(&fact).ok_or_else(|| NodeError::invalid("refund", "not a refund").into())
+        view(&fact).ok_or_else(|| ApiError::invalid("refund", "not a refund"))
     })
     .await
 }

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::Node;
-use crate::error::NodeError;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
 use crate::store::StoreError;
@@ -51,7 +50,7 @@ pub struct SyncStatus {
 pub async fn status(State(node): State<Node>) -> Result<Json<SyncStatus>, ApiError> {
     let (pending, heads, products) = node
         .db()
-        .read(|c| -> Result<(i64, Vec<String>, i64), NodeError> {
+        .read(|c| -> Result<(i64, Vec<String>, i64), StoreError> {
             let pending: i64 = c.query_row(
                 "SELECT COUNT(*) FROM facts WHERE local = 1 AND acked = 0",
                 [],

@@ -16,9 +16,9 @@ pub struct AuditParams {
     /// Only this store.
     pub store: Option<String>,
     /// Only this kind, or the kinds under this prefix (`login` for `login.failed` and
-    /// `login.succeeded`; `fact.security` for every store's security facts). One of
-    /// the kinds listed in the 422 answer to a wrong one (`audit::KINDS` in the code), or
-    /// such a prefix.
+    /// `login.succeeded`; `fact` for every event the stores recorded, `fact.login` for
+    /// their logins). One of the kinds listed in the 422 answer to a wrong one
+    /// (`audit::KINDS` in the code, docs/ERRORS.md), or such a prefix.
     pub kind: Option<String>,
     /// From this time (RFC 3339) or day (`yyyy-mm-dd`, from its start, UTC).
     pub from: Option<String>,
@@ -35,7 +35,7 @@ pub struct AuditOut {
     pub id: i64,
     /// When (RFC 3339, UTC).
     pub at: String,
-    /// What happened, e.g. `login.failed`, `node.revoked`, `fact.security.locked`.
+    /// What happened, e.g. `login.failed`, `node.revoked`, `fact.login.locked`.
     pub kind: String,
     /// The store concerned.
     pub store: Option<String>,

@@ -136,8 +136,8 @@ pub async fn print_head_office_view(
         .filter(|e| {
             matches!(
                 e.kind.as_str(),
-                "fact.override" | "fact.security.override_granted" | "fact.security.login_failed"
-            ) || (e.kind == "fact.security.login_succeeded" && e.detail["event"]["method"] == "pin")
+                "fact.override.used" | "fact.override.granted" | "fact.login.failed"
+            ) || (e.kind == "fact.login.succeeded" && e.detail["event"]["method"] == "pin")
         })
         .collect();
     println!("head office's audit log of store {store} after it reconnected:");
@@ -146,12 +146,12 @@ pub async fn print_head_office_view(
     }
     for e in shown.iter().take(8) {
         let extra = match e.kind.as_str() {
-            "fact.override" => format!(
+            "fact.override.used" => format!(
                 ", authorised by {} ({})",
                 e.detail["authorized_by"]["user_name"].as_str().unwrap_or("?"),
                 e.detail["authorized_by"]["permission"].as_str().unwrap_or("?")
             ),
-            "fact.security.login_failed" => {
+            "fact.login.failed" => {
                 format!(", {}", e.detail["event"]["reason"].as_str().unwrap_or("?"))
             }
             _ => String::new(),

@@ -1,13 +1,15 @@
 //! The node's audit log: security-relevant events in one table for `GET /v1/audit`.
 //!
-//! Entries come from two places, both inside the writer's transaction: every security
+//! Entries come from three places, all inside the writer's transaction: every security
 //! fact (logins, failed PINs, lockouts, logouts, revoked sessions, overrides granted) and
 //! every fact authorised by an override, when it is projected (local or replicated, so a
-//! store's other nodes see them too); and changes of staff or roles found when the
-//! `store/<store>` document is projected; and catalog writes made here
-//! ([`catalog_changed`]), in the transaction of the write. Nothing secret is ever written
-//! here.
+//! store's other nodes see them too, `record_fact`); changes of staff or roles found
+//! when the `store/<store>` document is projected (`auth::staff`); and catalog writes made
+//! here (`catalog_changed`), in the transaction of the write. Kinds are the shared
+//! vocabulary [`AuditKind`] (the same names as head office's). Nothing secret is ever
+//! written here.
 
+use caja_shared::audit::AuditKind;
 use caja_shared::facts::{Fact, FactBody, SecurityEvent};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -15,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use super::StoreError;
 
 /// Appends one entry. An entry for a fact already logged is ignored.
 ///
@@ -25,7 +27,7 @@ use crate::store::StoreError;
 pub(crate) fn insert(
     conn: &Connection,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: AuditKind,
     user_id: Option<&str>,
     username: Option<&str>,
     terminal: Option<&str>,
@@ -38,7 +40,7 @@ pub(crate) fn insert(
     )?
     .execute(params![
         at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        kind,
+        kind.as_str(),
         user_id,
         username,
         terminal,
@@ -48,44 +50,36 @@ pub(crate) fn insert(
     Ok(())
 }
 
-/// Every kind an audit entry can have: the security facts' events
-/// ([`SecurityEvent`], snake_case), `override_used`, and the staff changes the projection
-/// of head office's staff document logs (`auth/staff.rs`). `GET /v1/audit?kind=` takes
-/// only these, so a typo is an error rather than an empty list.
-pub const KINDS: &[&str] = &[
-    "login_succeeded",
-    "login_failed",
-    "locked",
-    "logout",
-    "session_revoked",
-    "override_granted",
-    "override_used",
-    "user_added",
-    "user_removed",
-    "user_disabled",
-    "user_enabled",
-    "username_changed",
-    "roles_changed",
-    "password_changed",
-    "pin_changed",
-    "sessions_revoked",
-    "role_defined",
-    "role_removed",
-    "catalog_changed",
-];
+/// Whether `filter` is a kind of the node's log or a dotted prefix of some (`login` for
+/// `login.failed`, `login.locked`, `login.succeeded`): what `GET /v1/audit?kind=` takes, as
+/// head office's does, so a typo is an error rather than an empty list.
+pub fn is_kind_filter(filter: &str) -> bool {
+    caja_shared::audit::is_filter_of(AuditKind::ALL.iter().map(|k| k.as_str()), filter)
+}
+
+/// Who made a change at this node (the user of the request).
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// User id.
+    pub user_id: &'a str,
+    /// Username.
+    pub username: &'a str,
+    /// The terminal of a PIN login.
+    pub terminal: Option<&'a str>,
+}
 
 /// At most this many SKUs are listed in one `catalog_changed` entry (the count is whole).
 const CATALOG_SKUS_SHOWN: usize = 100;
 
-/// Logs a catalog write made at this node (`PUT /v1/products/{sku}` or a CSV import,
-/// `how`): who, at which terminal, how many products and (the first 100) SKUs. Price
-/// changes made here replicate chain-wide, so they are security-relevant.
+/// Logs a catalog write made at this node (`catalog.changed`: `PUT /v1/products/{sku}`
+/// or a CSV import, `how`): who, at which terminal, how many products and (the first 100)
+/// SKUs. Price changes made here replicate chain-wide, so they are security-relevant.
 ///
 /// # Errors
 /// [`StoreError::Sqlite`].
 pub(crate) fn catalog_changed(
     conn: &Connection,
-    who: &crate::auth::Principal,
+    who: Who<'_>,
     skus: &[String],
     how: &str,
 ) -> Result<(), StoreError> {
@@ -93,21 +87,20 @@ pub(crate) fn catalog_changed(
     insert(
         conn,
         Utc::now(),
-        "catalog_changed",
-        Some(&who.user_id),
-        Some(&who.username),
-        who.terminal.as_deref(),
+        AuditKind::CatalogChanged,
+        Some(who.user_id),
+        Some(who.username),
+        who.terminal,
         None,
         &json!({"how": how, "products": skus.len(), "skus": shown}),
     )
 }
 
 /// The audit entry a fact makes, if it makes one: `(kind, detail)`.
-fn entry_of(fact: &Fact) -> Option<(String, Value)> {
+fn entry_of(fact: &Fact) -> Option<(AuditKind, Value)> {
     if let FactBody::Security(e) = &fact.body {
-        let v = serde_json::to_value(e).unwrap_or(Value::Null);
-        let kind = v["event"].as_str().unwrap_or("security").to_string();
-        let mut detail = v;
+        let kind = AuditKind::of_event(e);
+        let mut detail = serde_json::to_value(e).unwrap_or(Value::Null);
         if let Some(o) = detail.as_object_mut() {
             o.remove("event");
         }
@@ -120,7 +113,7 @@ fn entry_of(fact: &Fact) -> Option<(String, Value)> {
         _ => ("fact", None),
     };
     Some((
-        "override_used".into(),
+        AuditKind::OverrideUsed,
         json!({"fact": what, "receipt_no": receipt, "permission": a.permission,
                "authorized_by": a.user, "authorized_by_name": a.user_name, "override_id": a.override_id}),
     ))
@@ -143,7 +136,7 @@ pub(crate) fn record_fact(conn: &Connection, fact: &Fact) -> Result<(), StoreErr
     insert(
         conn,
         fact.occurred_at,
-        &kind,
+        kind,
         fact.user.as_deref(),
         username.as_deref(),
         Some(&fact.terminal),
@@ -159,10 +152,8 @@ pub struct AuditEntry {
     pub seq: i64,
     /// When it happened (RFC 3339, UTC).
     pub at: String,
-    /// What: `login_succeeded`, `login_failed`, `locked`, `logout`, `session_revoked`,
-    /// `override_granted`, `override_used`, `user_added`, `user_removed`, `roles_changed`,
-    /// `user_disabled`, `user_enabled`, `sessions_revoked`, `password_changed`,
-    /// `pin_changed`, `username_changed`, `role_defined`, `role_removed`.
+    /// What: a kind of [`AuditKind`], e.g. `login.failed`, `login.locked`,
+    /// `override.used`, `user.roles_changed`, `catalog.changed` (docs/ERRORS.md).
     pub kind: String,
     /// The user concerned (id), if known.
     pub user_id: Option<String>,
@@ -178,7 +169,7 @@ pub struct AuditEntry {
 }
 
 /// Entries with `seq` after `after`, oldest first, at most `limit`, optionally of one
-/// kind and after a time.
+/// kind or the kinds under a dotted prefix ([`is_kind_filter`]) and after a time.
 ///
 /// # Errors
 /// [`StoreError::Sqlite`].
@@ -192,7 +183,8 @@ pub fn list(
     let since = since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, kind, user_id, username, terminal, fact_id, detail FROM audit_log
-         WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR kind = ?3)
+         WHERE seq > ?1 AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR kind = ?3
+               OR substr(kind, 1, length(?3) + 1) = ?3 || '.')
          ORDER BY seq LIMIT ?4",
     )?;
     let rows = stmt.query_map(params![after, since, kind, limit as i64], |r| {
@@ -217,11 +209,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_security_event_is_a_listed_kind() {
-        for e in caja_shared::facts::tests_support::security_events() {
-            let v = serde_json::to_value(&e).unwrap();
-            let kind = v["event"].as_str().unwrap();
-            assert!(KINDS.contains(&kind), "{kind} is not in KINDS");
+    fn kind_filters_take_a_kind_or_a_dotted_prefix() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::auth_schema::migrate(&conn).unwrap();
+        let at = Utc::now();
+        for k in [AuditKind::LoginFailed, AuditKind::LoginLocked, AuditKind::Logout] {
+            insert(&conn, at, k, None, None, None, None, &json!({})).unwrap();
         }
+        let kinds = |f: &str| -> Vec<String> {
+            list(&conn, 0, None, Some(f), 10)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect()
+        };
+        assert_eq!(kinds("login"), ["login.failed", "login.locked"]);
+        assert_eq!(kinds("login.locked"), ["login.locked"]);
+        assert_eq!(kinds("logout"), ["logout"]);
+        assert!(is_kind_filter("login") && is_kind_filter("login.failed"));
+        assert!(!is_kind_filter("login_failed") && !is_kind_filter("log"));
     }
 }
