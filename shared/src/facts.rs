@@ -83,6 +83,9 @@ pub enum FactBody {
     StockMovement(StockMovement),
     /// A security-relevant event: a login, a failed PIN, a lockout, a logout, an override.
     Security(SecurityEvent),
+    /// An event in a card tender's life (stored offline, forwarded, captured, declined,
+    /// …): [`crate::payments`].
+    Payment(crate::payments::PaymentEvent),
 }
 
 /// A manager override: who authorised a fact that its recorder could not make alone.
@@ -190,6 +193,13 @@ pub struct Tender {
     pub label: Option<String>,
     /// Amount tendered in minor units: positive for a sale, negative for a refund.
     pub amount_minor: i64,
+    /// The tender's own id (facts written before tenders had one have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<crate::ids::TenderId>,
+    /// For a card tender: the provider token and whether it was taken online or stored
+    /// offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<crate::payments::CardPayment>,
 }
 
 impl Tender {
@@ -406,6 +416,7 @@ impl Fact {
                 ok(s.total_minor) && ok(s.change_minor) && s.tenders.iter().all(|t| ok(t.amount_minor))
             }
             FactBody::Refund(r) => ok(r.total_minor) && r.tenders.iter().all(|t| ok(t.amount_minor)),
+            FactBody::Payment(p) => ok(p.amount_minor),
             FactBody::StockMovement(_) | FactBody::Security(_) => true,
         }
     }
@@ -416,7 +427,7 @@ impl Fact {
         match &self.body {
             FactBody::Sale(s) => s.total_minor,
             FactBody::Refund(r) => r.total_minor,
-            FactBody::StockMovement(_) | FactBody::Security(_) => 0,
+            FactBody::StockMovement(_) | FactBody::Security(_) | FactBody::Payment(_) => 0,
         }
     }
 }
@@ -540,6 +551,8 @@ pub mod tests_support {
             kind: TenderKind::Cash,
             label: None,
             amount_minor: 2000,
+            id: None,
+            card: None,
         }];
         let (net, tax, total, change) = settle(std::slice::from_ref(&line), &tenders, Currency::GBP).unwrap();
         Fact {
@@ -687,12 +700,16 @@ mod tests {
             kind: TenderKind::Card,
             label: None,
             amount_minor: 1500,
+            id: None,
+            card: None,
         }];
         assert!(settle(std::slice::from_ref(&line), &card, Currency::GBP).is_err());
         let short = vec![Tender {
             kind: TenderKind::Cash,
             label: None,
             amount_minor: 900,
+            id: None,
+            card: None,
         }];
         assert!(settle(std::slice::from_ref(&line), &short, Currency::GBP).is_err());
     }
@@ -718,6 +735,8 @@ mod tests {
                 kind: TenderKind::Cash,
                 label: None,
                 amount_minor,
+                id: None,
+                card: None,
             }]
         };
         // 1,000,000 x 1,000 = 1,000,000,000.00: exactly the bound.

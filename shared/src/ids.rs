@@ -55,6 +55,11 @@ uuid_id!(
     /// The id of a store node installation.
     NodeId
 );
+uuid_id!(
+    /// The id of one tender (payment) of a sale or refund: stable for its whole life, so
+    /// the payment provider's idempotency key derived from it never changes on a retry.
+    TenderId
+);
 
 /// Why a store code was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

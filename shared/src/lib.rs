@@ -4,6 +4,7 @@
 //! - [`money`]: exact amounts in minor units, ISO 4217 currencies and the one rounding rule.
 //! - [`ids`]: UUIDv7 id newtypes and store codes.
 //! - [`hlc`]: the hybrid logical clock that orders facts.
+//! - [`payments`]: card payment events, card tenders, the store's offline-card rules.
 //! - [`facts`]: immutable business events (sales, refunds, stock movements).
 //! - [`docs`]: document ids and the automerge schemas of the catalog and the ledgers.
 //! - [`docstore`]: automerge documents stored as chunks in SQLite, with an LRU cache.
@@ -26,6 +27,7 @@ pub mod hlc;
 pub mod ids;
 pub mod money;
 pub mod net;
+pub mod payments;
 pub mod pin;
 pub mod problem;
 pub mod protocol;

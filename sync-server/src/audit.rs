@@ -236,6 +236,7 @@ pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> 
                 FactBody::Refund(_) => "refund",
                 FactBody::StockMovement(_) => "stock_movement",
                 FactBody::Security(_) => "security",
+                FactBody::Payment(_) => "payment",
             };
             (
                 fact_kind(AuditKind::OverrideUsed),

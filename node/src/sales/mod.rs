@@ -322,6 +322,8 @@ pub fn checkout(
             kind: t.kind,
             label: t.label.clone(),
             amount_minor: amount,
+            id: None,
+            card: None,
         });
     }
     let (net, tax, total, change) =
@@ -481,6 +483,8 @@ pub fn refund(
         kind,
         label,
         amount_minor: total,
+        id: None,
+        card: None,
     }];
     facts::settle(&lines, &tenders, c).map_err(|e| SaleError::invalid("tender", e.to_string()))?;
     let mut author = actor.principal.author();

@@ -181,6 +181,6 @@ pub fn view(f: &Fact) -> Option<FactView> {
                 ..base("refund", &r.receipt_no, c)
             })
         }
-        FactBody::StockMovement(_) | FactBody::Security(_) => None,
+        FactBody::StockMovement(_) | FactBody::Security(_) | FactBody::Payment(_) => None,
     }
 }

@@ -55,6 +55,8 @@ pub fn project_fact(
         ),
         FactBody::StockMovement(_) => ("stock_movement", None, None, 0, 0),
         FactBody::Security(_) => ("security", None, None, 0, 0),
+        // A card tender's later event: linked to its sale, no money of its own.
+        FactBody::Payment(p) => ("payment", None, Some(p.sale.to_string()), 0, 0),
     };
     let inserted = conn
         .prepare_cached(
@@ -111,7 +113,7 @@ pub fn project_fact(
         FactBody::StockMovement(m) => {
             stock.execute(params![id, m.sku, qty_milli(m.quantity)])?;
         }
-        FactBody::Security(_) => {}
+        FactBody::Security(_) | FactBody::Payment(_) => {}
     }
     Ok(())
 }

@@ -11,38 +11,15 @@ use std::pin::Pin;
 use caja_shared::facts::MAX_AMOUNT_MINOR;
 use caja_shared::money::Currency;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// A boxed, `Send` future, so that [`PaymentProvider`] stays object safe
 /// (`Arc<dyn PaymentProvider>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The id of one card tender of a sale: the stable id every provider call for that tender
-/// derives its idempotency key from ([`crate::key::idempotency_key`]).
-///
-/// A UUID (Caja makes UUIDv7s) serialized as its hyphenated string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TenderId(pub Uuid);
-
-impl TenderId {
-    /// A fresh UUIDv7 tender id.
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for TenderId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for TenderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+/// The id of one card tender of a sale (`caja_shared::ids::TenderId`, a UUIDv7): the
+/// stable id every provider call for that tender derives its idempotency key from
+/// ([`crate::key::idempotency_key`]).
+pub use caja_shared::ids::TenderId;
 
 /// A provider's PaymentIntent id (Stripe: `pi_…`). Opaque text chosen by the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

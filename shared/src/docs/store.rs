@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::DocError;
+use crate::payments::PaymentSettings;
 
 const USERS: &str = "users";
 const ROLES: &str = "roles";
@@ -219,6 +220,47 @@ pub fn roles(doc: &impl ReadDoc) -> Result<BTreeMap<String, Vec<String>>, DocErr
     Ok(out)
 }
 
+/// Root key of the store's payment settings (one JSON scalar, [`PaymentSettings`]).
+const PAYMENT_SETTINGS: &str = "payment_settings";
+
+/// Writes the store's card-payment rules (floor limit, caps, windows), in one automerge
+/// transaction; head office is the only writer. Unchanged settings cost nothing.
+///
+/// # Errors
+/// [`DocError::Schema`] when the settings do not validate ([`PaymentSettings::validate`]);
+/// [`DocError::Automerge`].
+pub fn put_payment_settings(doc: &mut Automerge, settings: &PaymentSettings) -> Result<(), DocError> {
+    settings.validate().map_err(DocError::Schema)?;
+    let json = serde_json::to_string(settings).map_err(|e| DocError::Schema(e.to_string()))?;
+    let current = match doc.get(ROOT, PAYMENT_SETTINGS)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(t) => Some(t.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if current.as_deref() == Some(json.as_str()) {
+        return Ok(());
+    }
+    let mut tx = doc.transaction();
+    tx.put(ROOT, PAYMENT_SETTINGS, json)?;
+    tx.commit_with(CommitOptions::default().with_time(now_secs()));
+    Ok(())
+}
+
+/// The store's card-payment rules; the defaults ([`PaymentSettings::default`]) when head
+/// office never set them or the stored value does not decode (a newer head office's
+/// settings are read leniently: unknown fields make it fall back to the defaults).
+pub fn payment_settings(doc: &impl ReadDoc) -> PaymentSettings {
+    match doc.get(ROOT, PAYMENT_SETTINGS) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Str(t) => serde_json::from_str(t).unwrap_or_default(),
+            _ => PaymentSettings::default(),
+        },
+        _ => PaymentSettings::default(),
+    }
+}
+
 /// Whether anything changed between two sets of heads (cheap: compares heads and looks at
 /// the diff only when they differ).
 pub fn changed(doc: &Automerge, before: &[ChangeHash], after: &[ChangeHash]) -> bool {
@@ -246,6 +288,27 @@ pub fn actors_since(doc: &Automerge, before: &[ChangeHash]) -> Vec<ActorId> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payment_settings_default_then_round_trip_and_refuse_nonsense() {
+        let mut doc = genesis().unwrap();
+        assert_eq!(payment_settings(&doc), PaymentSettings::default());
+        let tight = PaymentSettings {
+            floor_limit_minor: 5_000,
+            ..PaymentSettings::default()
+        };
+        put_payment_settings(&mut doc, &tight).unwrap();
+        let heads = doc.get_heads();
+        put_payment_settings(&mut doc, &tight).unwrap();
+        assert_eq!(doc.get_heads(), heads, "unchanged settings write nothing");
+        assert_eq!(payment_settings(&doc), tight);
+        let bad = PaymentSettings {
+            window_secs: 0,
+            ..tight.clone()
+        };
+        assert!(put_payment_settings(&mut doc, &bad).is_err());
+        assert_eq!(payment_settings(&doc), tight);
+    }
 
     fn user(id: &str, name: &str) -> StaffUser {
         StaffUser {

@@ -18,6 +18,7 @@ fn kind(fact: &Fact) -> &'static str {
         FactBody::Refund(_) => "refund",
         FactBody::StockMovement(_) => "stock_movement",
         FactBody::Security(_) => "security",
+        FactBody::Payment(_) => "payment",
     }
 }
 
@@ -60,6 +61,7 @@ pub(crate) fn project_fact(
                 .map(|t| (t.report_name(), t.amount_minor))
                 .collect(),
         ),
+        FactBody::Payment(p) => (Some(p.currency), Vec::new()),
         FactBody::StockMovement(_) | FactBody::Security(_) => (None, Vec::new()),
     };
     let inserted = db.insert_fact(&FactRow {

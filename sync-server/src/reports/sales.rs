@@ -214,6 +214,8 @@ mod tests {
             kind,
             label: label.map(str::to_string),
             amount_minor: amount,
+            id: None,
+            card: None,
         }
     }
 
