@@ -79,6 +79,14 @@ pub enum Permission {
     /// rewrite the takings of a closed day.
     #[serde(rename = "sale.backdate")]
     SaleBackdate,
+    /// Take a card offline above the store's floor limit (a manager's override of the
+    /// store-and-forward rules; the risk of a later decline is the store's).
+    #[serde(rename = "payment.offline_override")]
+    PaymentOfflineOverride,
+    /// Work the reconciliation queue at head office: declined and expired offline
+    /// payments and, later, oversells and duplicate receipts (assign, resolve).
+    #[serde(rename = "reconciliation.manage")]
+    ReconciliationManage,
 }
 
 impl Permission {
@@ -103,6 +111,8 @@ impl Permission {
         Permission::StoreManage,
         Permission::NodeManage,
         Permission::SaleBackdate,
+        Permission::PaymentOfflineOverride,
+        Permission::ReconciliationManage,
     ];
 
     /// The dotted name, e.g. `"refund.no_receipt"`.
@@ -127,6 +137,8 @@ impl Permission {
             Permission::StoreManage => "store.manage",
             Permission::NodeManage => "node.manage",
             Permission::SaleBackdate => "sale.backdate",
+            Permission::PaymentOfflineOverride => "payment.offline_override",
+            Permission::ReconciliationManage => "reconciliation.manage",
         }
     }
 }
@@ -200,6 +212,7 @@ const MANAGER_EXTRA: &[Permission] = &[
     Permission::SyncRead,
     Permission::AuditRead,
     Permission::SaleBackdate,
+    Permission::PaymentOfflineOverride,
 ];
 
 /// The permissions of a built-in role, or `None` for any other name. `admin` has every
