@@ -16,6 +16,7 @@
 //! - [`problem`]: the RFC 9457 problem body and the one problem-type vocabulary of the
 //!   HTTP APIs (with the `http` feature, its axum glue).
 //! - [`audit`]: the one audit-kind vocabulary of node and head office.
+//! - `openapi` (feature `http`): the OpenAPI glue both HTTP APIs share (the bearer scheme).
 
 pub mod audit;
 pub mod auth;
@@ -33,3 +34,6 @@ pub mod problem;
 pub mod protocol;
 pub mod settings;
 pub mod sync;
+
+#[cfg(feature = "http")]
+pub mod openapi;

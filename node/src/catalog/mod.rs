@@ -2,13 +2,11 @@
 //! full-text search (SQLite FTS5) and barcode lookup (GS1 check digit).
 
 use caja_shared::barcode::normalize_gtin;
-use caja_shared::docs::{self, DocId, Product};
+use caja_shared::docs::{self, DocId, Product, ProductInput};
 use rusqlite::{Connection, params};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::decimal;
 use crate::store::StoreError;
 use crate::store::{Ctx, projection};
 
@@ -62,81 +60,15 @@ impl From<caja_shared::docs::DocError> for CatalogError {
 /// Most products returned by one search.
 pub const MAX_SEARCH: usize = 200;
 
-/// A product as written by clients (`PUT /v1/products/{sku}` body, one CSV import row).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProductInput {
-    /// Display name, 1-200 characters.
-    pub name: String,
-    /// Unit price, tax exclusive, major units, up to 6 decimals.
-    #[serde(deserialize_with = "decimal::de")]
-    #[schema(value_type = String, example = "2.55")]
-    pub unit_price: Decimal,
-    /// Exclusive tax rate as a fraction (`0.05`); default 0.
-    #[serde(default, deserialize_with = "decimal::de_opt")]
-    #[schema(value_type = Option<String>, example = "0.05")]
-    pub tax_rate: Option<Decimal>,
-    /// EAN-13 or UPC-A with a valid check digit.
-    #[serde(default)]
-    pub barcode: Option<String>,
-    /// Category.
-    #[serde(default)]
-    pub category: Option<String>,
-    /// Whether it has stock on hand; default true.
-    #[serde(default)]
-    pub stock_tracked: Option<bool>,
-}
-
-/// A product in responses.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ProductView {
-    /// SKU.
-    pub sku: String,
-    /// Name.
-    pub name: String,
-    /// Unit price (decimal string).
-    pub unit_price: String,
-    /// Tax rate (decimal string).
-    pub tax_rate: String,
-    /// 13-digit GTIN.
-    pub barcode: Option<String>,
-    /// Category.
-    pub category: Option<String>,
-    /// Tracks stock.
-    pub stock_tracked: bool,
-}
-
-impl From<&Product> for ProductView {
-    fn from(p: &Product) -> Self {
-        Self {
-            sku: p.sku.clone(),
-            name: p.name.clone(),
-            unit_price: p.unit_price.to_string(),
-            tax_rate: p.tax_rate.normalize().to_string(),
-            barcode: p.barcode.clone(),
-            category: p.category.clone(),
-            stock_tracked: p.stock_tracked,
-        }
-    }
-}
-
 /// Validates client input into a catalog product by the chain's rules
-/// ([`Product::validated`], shared with the sync server).
+/// ([`ProductInput::validated`], shared with head office).
 ///
 /// # Errors
 /// [`CatalogError::Invalid`] naming the field.
 pub fn validate(sku: &str, input: ProductInput) -> Result<Product, CatalogError> {
-    Product {
-        sku: sku.to_string(),
-        name: input.name,
-        unit_price: input.unit_price,
-        tax_rate: input.tax_rate.unwrap_or(Decimal::ZERO),
-        barcode: input.barcode,
-        category: input.category,
-        stock_tracked: input.stock_tracked.unwrap_or(true),
-    }
-    .validated()
-    .map_err(|e| CatalogError::invalid(e.field, e.reason))
+    input
+        .validated(sku)
+        .map_err(|e| CatalogError::invalid(e.field, e.reason))
 }
 
 /// Writes products to the catalog document and the projection in the caller's job.
@@ -287,18 +219,12 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<Product>, CatalogError> {
         }
         let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).filter(|s| !s.is_empty());
         let row = (|| -> Result<Product, CatalogError> {
-            let parse = |s: Option<&str>, f: &str| -> Result<Option<Decimal>, CatalogError> {
-                s.map(|t| {
-                    caja_shared::money::parse_decimal(t)
-                        .map_err(|e| CatalogError::invalid(f, format!("{t:?}: {e}")))
-                })
-                .transpose()
-            };
             let input = ProductInput {
                 name: get(Some(name_i)).unwrap_or_default().to_string(),
-                unit_price: parse(get(Some(price_i)), "unit_price")?
-                    .ok_or_else(|| CatalogError::invalid("unit_price", "missing"))?,
-                tax_rate: parse(get(tax_i), "tax_rate")?,
+                unit_price: get(Some(price_i))
+                    .ok_or_else(|| CatalogError::invalid("unit_price", "missing"))?
+                    .to_string(),
+                tax_rate: get(tax_i).map(str::to_string),
                 barcode: get(bar_i).map(str::to_string),
                 category: get(cat_i).map(str::to_string),
                 stock_tracked: match get(st_i).map(str::to_ascii_lowercase).as_deref() {

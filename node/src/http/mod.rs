@@ -20,9 +20,9 @@ use axum::extract::{DefaultBodyLimit, Request};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use axum::response::{IntoResponse, Response};
+use caja_shared::openapi::BearerAuth;
 use caja_shared::problem;
 
 use crate::app::Node;
@@ -63,24 +63,6 @@ use routes::{audit, auth, health, products, reports, sales, stock, sync};
     )
 )]
 pub struct ApiDoc;
-
-/// Declares the bearer-token security scheme in the OpenAPI document.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 pub(crate) async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())

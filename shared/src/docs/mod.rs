@@ -11,6 +11,8 @@
 //!   grants, disabled flags, session cut-offs) and the chain's custom roles, written by head
 //!   office only; see [`store`].
 //!
+//! [`ProductInput`] and [`ProductView`] are a product as both HTTP APIs take and return it.
+//!
 //! Compatibility rule: product fields are append-only; readers ignore fields they do not
 //! know and default the ones that are missing.
 
@@ -26,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use crate::facts::{Fact, FactError};
 use crate::ids::StoreCode;
 
+mod product_io;
 pub mod store;
+
+pub use product_io::{ProductInput, ProductView};
 
 /// Errors reading or writing documents.
 #[derive(Debug, thiserror::Error)]

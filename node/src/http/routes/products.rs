@@ -5,12 +5,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
+use caja_shared::docs::{ProductInput, ProductView};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::Node;
 use crate::auth::Principal;
-use crate::catalog::{self, ImportReport, ProductInput, ProductView};
+use crate::catalog::{self, ImportReport};
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
 use crate::store::{audit, projection};

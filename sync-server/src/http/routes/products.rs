@@ -3,50 +3,22 @@
 //! page at a time.
 
 use axum::extract::State;
-use caja_shared::docs::Product;
-use rust_decimal::Decimal;
+use caja_shared::docs::{Product, ProductInput, ProductView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::SyncServer;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, Problem};
 
-/// Body of `PUT /v1/products/{sku}`. An unknown field is refused (a typo such as
-/// `tax_rat` would otherwise clear the tax rate chain-wide).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProductIn {
-    /// Display name.
-    pub name: String,
-    /// Unit price, tax exclusive, in major units: a non-negative decimal string (a JSON
-    /// integer is taken too, as at the node).
-    #[schema(example = "2.55", value_type = String)]
-    #[serde(deserialize_with = "caja_shared::money::de_decimal_text")]
-    pub unit_price: String,
-    /// Exclusive tax rate as a fraction between 0 and 1 (default "0").
-    #[schema(example = "0.05", value_type = Option<String>)]
-    #[serde(default, deserialize_with = "caja_shared::money::de_opt_decimal_text")]
-    pub tax_rate: Option<String>,
-    /// EAN-13 or UPC-A barcode with a valid check digit.
-    #[serde(default)]
-    pub barcode: Option<String>,
-    /// Category name.
-    #[serde(default)]
-    pub category: Option<String>,
-    /// Whether the item has stock on hand (default true).
-    #[serde(default)]
-    pub stock_tracked: Option<bool>,
-}
-
-/// One product of `POST /v1/products:batch`: the SKU plus the fields of [`ProductIn`]
-/// (unknown fields refused, as there).
+/// One product of `POST /v1/products:batch`: the SKU plus the fields of
+/// [`ProductInput`] (unknown fields refused, as there).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProductWithSku {
     /// Stock keeping unit, 1-64 characters without control characters.
     pub sku: String,
     /// The product's fields.
     #[serde(flatten)]
-    pub fields: ProductIn,
+    pub fields: ProductInput,
 }
 
 impl<'de> Deserialize<'de> for ProductWithSku {
@@ -65,39 +37,6 @@ impl<'de> Deserialize<'de> for ProductWithSku {
     }
 }
 
-/// A product as the API returns it; decimals are strings.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ProductOut {
-    /// Stock keeping unit.
-    pub sku: String,
-    /// Display name.
-    pub name: String,
-    /// Unit price, tax exclusive, major units.
-    pub unit_price: String,
-    /// Exclusive tax rate as a fraction.
-    pub tax_rate: String,
-    /// Normalised 13-digit GTIN, if any.
-    pub barcode: Option<String>,
-    /// Category, if any.
-    pub category: Option<String>,
-    /// Whether the item has stock on hand.
-    pub stock_tracked: bool,
-}
-
-impl From<Product> for ProductOut {
-    fn from(p: Product) -> Self {
-        ProductOut {
-            sku: p.sku,
-            name: p.name,
-            unit_price: p.unit_price.to_string(),
-            tax_rate: p.tax_rate.normalize().to_string(),
-            barcode: p.barcode,
-            category: p.category,
-            stock_tracked: p.stock_tracked,
-        }
-    }
-}
-
 /// Answer of `POST /v1/products:batch`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Written {
@@ -105,38 +44,20 @@ pub struct Written {
     pub written: usize,
 }
 
-fn decimal(field: &'static str, sku: &str, text: &str) -> Result<Decimal, ApiError> {
-    caja_shared::money::parse_decimal(text).map_err(|e| ApiError::Invalid {
-        field,
-        reason: format!("product {sku:?}: {text:?}: {e}"),
-    })
-}
-
-/// Parses and validates one product.
-fn to_product(sku: &str, p: ProductIn) -> Result<Product, ApiError> {
-    let product = Product {
-        sku: sku.to_string(),
-        unit_price: decimal("unit_price", sku, &p.unit_price)?,
-        tax_rate: match &p.tax_rate {
-            Some(t) => decimal("tax_rate", sku, t)?,
-            None => Decimal::ZERO,
-        },
-        name: p.name,
-        barcode: p.barcode.filter(|b| !b.trim().is_empty()),
-        category: p.category.filter(|c| !c.trim().is_empty()),
-        stock_tracked: p.stock_tracked.unwrap_or(true),
-    };
-    product.validated().map_err(|e| ApiError::Invalid {
+/// Parses and validates one product ([`ProductInput::validated`]); the reason names the
+/// SKU, for the items of a batch.
+fn to_product(sku: &str, p: ProductInput) -> Result<Product, ApiError> {
+    p.validated(sku).map_err(|e| ApiError::Invalid {
         field: e.field,
         reason: format!("product {sku:?}: {}", e.reason),
     })
 }
 
 /// Creates or updates one product.
-#[utoipa::path(put, path = "/v1/products/{sku}", tag = "products", request_body = ProductIn,
+#[utoipa::path(put, path = "/v1/products/{sku}", tag = "products", request_body = ProductInput,
     params(("sku" = String, Path, description = "Stock keeping unit")),
     responses(
-        (status = 200, description = "The product as stored", body = ProductOut),
+        (status = 200, description = "The product as stored", body = ProductView),
         (status = 422, description = "Invalid product (the field is named)", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Not JSON, or an unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
@@ -145,8 +66,8 @@ pub async fn put(
     State(server): State<SyncServer>,
     axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiPath(sku): ApiPath<String>,
-    ApiJson(body): ApiJson<ProductIn>,
-) -> Result<axum::Json<ProductOut>, ApiError> {
+    ApiJson(body): ApiJson<ProductInput>,
+) -> Result<axum::Json<ProductView>, ApiError> {
     let product = to_product(&sku, body)?;
     server.put_products(&me.actor(), vec![product.clone()]).await?;
     Ok(axum::Json(product.into()))
@@ -187,13 +108,13 @@ pub async fn batch(
 #[utoipa::path(get, path = "/v1/products/{sku}", tag = "products",
     params(("sku" = String, Path, description = "Stock keeping unit")),
     responses(
-        (status = 200, description = "The product", body = ProductOut),
+        (status = 200, description = "The product", body = ProductView),
         (status = 404, description = "No such SKU", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(server): State<SyncServer>,
     ApiPath(sku): ApiPath<String>,
-) -> Result<axum::Json<ProductOut>, ApiError> {
+) -> Result<axum::Json<ProductView>, ApiError> {
     match server.product(&sku).await? {
         Some(p) => Ok(axum::Json(p.into())),
         None => Err(ApiError::NotFound(format!("no product with sku {sku:?}"))),
@@ -216,7 +137,7 @@ pub struct ListParams {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductPage {
     /// The products.
-    pub products: Vec<ProductOut>,
+    pub products: Vec<ProductView>,
     /// When more follow: the `after` that fetches the next page.
     pub next: Option<String>,
 }
@@ -244,7 +165,7 @@ pub async fn list(
     let (products, more) = server.products(needle, after, limit).await?;
     let next = more.then(|| products.last().map(|p| p.sku.clone())).flatten();
     Ok(axum::Json(ProductPage {
-        products: products.into_iter().map(ProductOut::from).collect(),
+        products: products.into_iter().map(ProductView::from).collect(),
         next,
     }))
 }
