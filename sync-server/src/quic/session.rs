@@ -280,6 +280,10 @@ pub(super) async fn run(
             Some(quinn::ConnectionError::LocallyClosed) => {
                 tracing::info!("connection closed by the server (node revoked)")
             }
+            Some(c) if wire::closed_by_peer(&c).is_some() => {
+                let why = wire::closed_by_peer(&c).unwrap_or_default();
+                tracing::info!(reason = %why, "node disconnected")
+            }
             _ => tracing::info!(%reason, "connection lost"),
         },
         End::Refused(frame) => refuse(&conn, &mut send, frame).await,
@@ -293,7 +297,11 @@ pub(super) async fn run(
                 tracing::warn!(error = %e, "protocol violation; closing");
                 refuse(&conn, &mut send, frame).await;
             }
-            None => tracing::info!(error = %e, "connection lost"),
+            None => match e.closed_by_peer() {
+                // The node shut down or switched its link off: routine, not a fault.
+                Some(why) => tracing::info!(reason = %why, "node disconnected"),
+                None => tracing::info!(error = %e, "connection lost"),
+            },
         },
         End::Sync(e, refused) => match e.to_frame() {
             Some(frame) => {
