@@ -232,9 +232,10 @@ fn print_summary(report: &Value, plan: &ReplayPlan, outcome: &DriveOutcome) {
         let store = code.to_string();
         let Some(days) = report["stores"].get(&store).and_then(Value::as_object) else {
             quiet += 1;
+            let zero = format_minor(0, plan.currency);
             println!(
-                "{store:<24} {:>7} {:>7} {:>14} {:>12} {:>14}  (no trading)",
-                0, 0, "0", "0", "0"
+                "{store:<24} {:>7} {:>7} {zero:>14} {zero:>12} {zero:>14}  (no trading)",
+                0, 0
             );
             continue;
         };
