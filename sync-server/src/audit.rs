@@ -8,42 +8,23 @@
 //! authorised) arrive in the ledgers and are projected here in the same transaction as the
 //! facts projection ([`record_fact`]).
 //!
-//! No secret is ever part of a row: no password, PIN, token or enrollment code.
+//! No secret is ever part of a row: no password, PIN, token or enrollment code. Rows are
+//! stored through [`crate::db::AuditDb`] (no SQL here).
 
 use std::sync::LazyLock;
 
 use caja_shared::audit::{AuditKind, FACT_PREFIX};
 use caja_shared::facts::{Fact, FactBody};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
+
+use crate::db::{AuditDb, AuditRow};
 use serde_json::{Value, json};
 
 use crate::error::ServerError;
 
-/// The table this module owns, and the renaming of kinds written by older versions.
-/// Idempotent.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at         INTEGER NOT NULL,
-    store      TEXT,
-    node       TEXT,
-    actor_id   TEXT,
-    actor_name TEXT,
-    kind       TEXT NOT NULL,
-    detail     TEXT NOT NULL,
-    fact_id    TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS audit_by_at ON audit(at);
--- Kinds written before the shared vocabulary (caja_shared::audit), renamed.
-UPDATE audit SET kind = 'fact.login.failed' WHERE kind = 'fact.security.login_failed';
-UPDATE audit SET kind = 'fact.login.succeeded' WHERE kind = 'fact.security.login_succeeded';
-UPDATE audit SET kind = 'fact.login.locked' WHERE kind = 'fact.security.locked';
-UPDATE audit SET kind = 'fact.logout' WHERE kind = 'fact.security.logout';
-UPDATE audit SET kind = 'fact.session.revoked' WHERE kind = 'fact.security.session_revoked';
-UPDATE audit SET kind = 'fact.override.granted' WHERE kind = 'fact.security.override_granted';
-UPDATE audit SET kind = 'fact.override.used' WHERE kind = 'fact.override';
-";
+/// The audit table's schema (it lives with the SQLite backend, [`crate::db`]).
+pub use crate::db::sqlite::AUDIT_SCHEMA as SCHEMA;
 
 /// Most entries one query returns.
 pub const MAX_LIMIT: u32 = 1000;
@@ -201,18 +182,16 @@ impl NewEntry {
 /// [`ServerError::Sqlite`].
 pub fn record(conn: &Connection, e: &NewEntry) -> Result<(), ServerError> {
     debug_assert!(KINDS.contains(&e.kind), "audit kind {} is not in KINDS", e.kind);
-    conn.prepare_cached(
-        "INSERT INTO audit (at, store, node, actor_id, actor_name, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        Utc::now().timestamp(),
-        e.store,
-        e.node,
-        e.actor.as_ref().and_then(|a| a.id.clone()),
-        e.actor.as_ref().map(|a| a.name.clone()),
-        e.kind,
-        e.detail.to_string(),
-    ])?;
+    conn.insert_audit(&AuditRow {
+        at: Utc::now().timestamp(),
+        store: e.store.as_deref(),
+        node: e.node.as_deref(),
+        actor_id: e.actor.as_ref().and_then(|a| a.id.as_deref()),
+        actor_name: e.actor.as_ref().map(|a| a.name.as_str()),
+        kind: &e.kind,
+        detail: &e.detail.to_string(),
+        fact_id: None,
+    })?;
     Ok(())
 }
 
@@ -251,22 +230,18 @@ pub fn record_fact(conn: &Connection, fact: &Fact) -> Result<bool, ServerError> 
         _ => return Ok(false),
     };
     debug_assert!(KINDS.contains(&kind), "audit kind {kind} is not in KINDS");
-    let n = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO audit (at, store, node, actor_id, actor_name, kind, detail, fact_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            fact.occurred_at.timestamp(),
-            fact.store.as_str(),
-            fact.node.to_string(),
-            fact.user,
-            fact.user_name,
-            kind,
-            detail.to_string(),
-            fact.id.to_string(),
-        ])?;
-    Ok(n > 0)
+    let node = fact.node.to_string();
+    let id = fact.id.to_string();
+    Ok(conn.insert_audit(&AuditRow {
+        at: fact.occurred_at.timestamp(),
+        store: Some(fact.store.as_str()),
+        node: Some(&node),
+        actor_id: fact.user.as_deref(),
+        actor_name: fact.user_name.as_deref(),
+        kind: &kind,
+        detail: &detail.to_string(),
+        fact_id: Some(&id),
+    })?)
 }
 
 /// Filters of [`list`].
@@ -292,40 +267,7 @@ pub struct AuditQuery {
 /// # Errors
 /// [`ServerError::Sqlite`].
 pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, ServerError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, at, store, node, actor_id, actor_name, kind, detail, fact_id FROM audit
-         WHERE (?1 IS NULL OR store = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at <= ?3)
-           AND (?5 IS NULL OR store IN (SELECT value FROM json_each(?5)))
-           AND (?6 IS NULL OR kind = ?6 OR substr(kind, 1, length(?6) + 1) = ?6 || '.')
-         ORDER BY at DESC, id DESC LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            q.store,
-            q.from.map(|t| t.timestamp()),
-            q.to.map(|t| t.timestamp()),
-            limit,
-            q.within
-                .as_ref()
-                .map(|w| serde_json::to_string(w).unwrap_or_else(|_| "[]".into())),
-            q.kind,
-        ],
-        |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at: DateTime::from_timestamp(r.get(1)?, 0).unwrap_or_default(),
-                store: r.get(2)?,
-                node: r.get(3)?,
-                actor_id: r.get(4)?,
-                actor_name: r.get(5)?,
-                kind: r.get(6)?,
-                detail: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
-                fact_id: r.get(8)?,
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(conn.list_audit(q, q.limit.unwrap_or(100).clamp(1, MAX_LIMIT))?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Head office's storage: every query of the server's own tables sits behind the
 //! repository traits of this module, one per domain, with a method per business
-//! operation (`StoreDb`, `TrustDb`, `UserDb`, `LockoutDb`, `FactDb`); together
+//! operation (`StoreDb`, `TrustDb`, `UserDb`, `LockoutDb`, `FactDb`, `AuditDb`); together
 //! they are `Database`. Domain code (`crate::stores`, `crate::users`, `crate::reports`,
 //! `crate::quic`) and the admin API's handlers call these methods and never write SQL.
 //! Errors are [`DbError`].
@@ -28,7 +28,7 @@
 //! 2. The two tables that are not ours yet follow: the document store
 //!    ([`caja_shared::docstore`]) and the admin API's sessions
 //!    ([`caja_shared::auth::sessions`]) take a `rusqlite::Connection` today and need the
-//!    same kind of trait in `caja-shared`; so does the audit log (`crate::audit`).
+//!    same kind of trait in `caja-shared`.
 //! 3. The watcher of other processes' writes (`crate::server::watch`) polls SQLite's
 //!    `PRAGMA data_version`; PostgreSQL would use `LISTEN`/`NOTIFY` instead.
 //!
@@ -431,10 +431,50 @@ pub(crate) trait FactDb {
     ) -> Result<Vec<TenderTotal>, DbError>;
 }
 
-/// Everything head office stores: what a backend implements.
-pub(crate) trait Database: StoreDb + TrustDb + UserDb + LockoutDb + FactDb {}
+/// One row of the audit log to write (times in Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditRow<'a> {
+    /// When it happened.
+    pub at: i64,
+    /// The store concerned.
+    pub store: Option<&'a str>,
+    /// The node concerned.
+    pub node: Option<&'a str>,
+    /// The acting user's id.
+    pub actor_id: Option<&'a str>,
+    /// The acting user's name.
+    pub actor_name: Option<&'a str>,
+    /// The audit kind (`crate::audit::KINDS`).
+    pub kind: &'a str,
+    /// Details, a JSON object as text.
+    pub detail: &'a str,
+    /// The ledger fact it was projected from: unique, so a fact is recorded once.
+    pub fact_id: Option<&'a str>,
+}
 
-impl<T: StoreDb + TrustDb + UserDb + LockoutDb + FactDb> Database for T {}
+/// The security audit log (see `crate::audit`).
+pub(crate) trait AuditDb {
+    /// Writes a row; `Ok(false)` when a row of the same `fact_id` exists.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_audit(&self, row: &AuditRow<'_>) -> Result<bool, DbError>;
+
+    /// Rows matching `q`, newest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn list_audit(
+        &self,
+        q: &crate::audit::AuditQuery,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditEntry>, DbError>;
+}
+
+/// Everything head office stores: what a backend implements.
+pub(crate) trait Database: StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb {}
+
+impl<T: StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb> Database for T {}
 
 /// Current UTC time as RFC 3339 with seconds (`2024-01-01T12:00:00Z`), as the `stores`
 /// table keeps times.

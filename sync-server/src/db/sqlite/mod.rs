@@ -13,6 +13,9 @@
 //! - `users` holds users, custom roles and the login lockout counters.
 //! - `facts` holds the facts projection and the report queries.
 
+mod audit;
+
+pub use audit::AUDIT_SCHEMA;
 mod facts;
 mod trust;
 mod users;
@@ -91,7 +94,7 @@ pub fn migrate(conn: &Connection) -> Result<(), DbError> {
     drop_store_tokens(conn)?;
     conn.execute_batch(trust::SCHEMA)?;
     conn.execute_batch(users::SCHEMA)?;
-    conn.execute_batch(crate::audit::SCHEMA)?;
+    conn.execute_batch(AUDIT_SCHEMA)?;
     conn.execute_batch(users::LOCKOUT_SCHEMA)?;
     caja_shared::auth::sessions::migrate(conn)?;
     Ok(())
