@@ -93,9 +93,10 @@ pub struct ServeArgs {
     /// Default terminal id for receipt numbers.
     #[arg(long, env = "CAJA_NODE_TERMINAL", default_value = "T1")]
     pub terminal: String,
-    /// ISO 4217 currency of the store.
-    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
-    pub currency: Currency,
+    /// ISO 4217 currency of a new standalone node (default GBP). A node keeps the currency
+    /// it recorded (an enrolled node, head office's); a different one here is refused.
+    #[arg(long, env = "CAJA_NODE_CURRENCY")]
+    pub currency: Option<Currency>,
     /// Sync server QUIC address (host:port); default: the one enrolled with. Without an
     /// enrollment the node runs standalone.
     #[arg(long, env = "CAJA_NODE_SERVER")]
@@ -180,9 +181,10 @@ pub struct EnrollArgs {
     /// DNS names or IPs for a LAN HTTPS certificate signed by the chain CA (repeatable).
     #[arg(long = "lan-name", env = "CAJA_NODE_LAN_NAMES", value_delimiter = ',')]
     pub lan_names: Vec<String>,
-    /// ISO 4217 currency of the store.
-    #[arg(long, env = "CAJA_NODE_CURRENCY", default_value = "GBP")]
-    pub currency: Currency,
+    /// ISO 4217 currency the chain is expected to trade in; enrollment is refused if head
+    /// office trades in another. Default: head office's, which the node always records.
+    #[arg(long, env = "CAJA_NODE_CURRENCY")]
+    pub currency: Option<Currency>,
 }
 
 /// User subcommands.
@@ -343,12 +345,18 @@ impl ServeArgs {
             ),
             (None, false) => None,
         };
+        let currency = match self.currency {
+            Some(c) => c,
+            None => crate::enroll::recorded_currency(&self.data_dir)
+                .with_context(|| format!("reading the currency of {}", self.data_dir.display()))?
+                .unwrap_or(Currency::GBP),
+        };
         let config = NodeConfig {
             data_dir: self.data_dir,
             listen: self.listen,
             store,
             terminal: self.terminal,
-            currency: self.currency,
+            currency,
             sync,
             max_body_bytes: self.max_body_bytes,
             auth: AuthSettings {

@@ -90,6 +90,20 @@ pub enum EnrollmentError {
         /// The node id head office registered.
         node: String,
     },
+    /// The currency expected (`--currency`, or the data directory's) is not the chain's.
+    #[error(
+        "head office trades in {chain}, but {expected} was expected ({source_of}): nothing was written here, but head office has registered node {node} with that code (now used up). Ask head office to revoke it (caja-sync node revoke {node}) and for a new code, and enroll again without --currency or with --currency {chain}"
+    )]
+    WrongCurrency {
+        /// The chain's currency.
+        chain: String,
+        /// The currency expected.
+        expected: String,
+        /// Where the expectation came from.
+        source_of: String,
+        /// The node id head office registered.
+        node: String,
+    },
     /// The identity files are missing or unusable.
     #[error("node identity {path}: {reason}")]
     Identity {
@@ -183,6 +197,30 @@ pub fn read_dir(data_dir: &Path) -> Result<Option<Enrolled>, StoreError> {
     read(&conn)
 }
 
+/// The currency a data directory's node recorded (an enrolled node's is head office's),
+/// or `None` for a directory that holds no node yet.
+///
+/// # Errors
+/// [`StoreError::Sqlite`] when the database cannot be read.
+pub fn recorded_currency(data_dir: &Path) -> Result<Option<caja_shared::money::Currency>, StoreError> {
+    let path = data_dir.join("node.sqlite");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let code: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'currency'", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            // A database from before the meta table: nothing recorded.
+            rusqlite::Error::SqliteFailure(..) => Ok(None),
+            other => Err(other),
+        })?;
+    Ok(code.and_then(|c| c.parse().ok()))
+}
+
 /// The PEM text of a certificate (DER).
 pub fn cert_pem(der: &[u8]) -> String {
     use base64::Engine;
@@ -243,8 +281,11 @@ pub struct EnrollOptions {
     /// DNS names or IPs for a LAN HTTPS certificate signed by the chain CA (none: the
     /// node generates a self-signed one when TLS is enabled).
     pub lan_names: Vec<String>,
-    /// The store's currency (recorded on a fresh data directory).
-    pub currency: caja_shared::money::Currency,
+    /// The currency the operator expects the chain to trade in; `None` takes head
+    /// office's. The node always records head office's (sent at enrollment); a
+    /// different one here is refused, since its sales would be left out of the chain's
+    /// reports.
+    pub currency: Option<caja_shared::money::Currency>,
 }
 
 /// Enrolls the node in `data_dir` (see the module docs).
@@ -266,11 +307,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
             });
         }
         let dir_store = db.read(|c| meta(c, "store")).await?;
-        Some((db, dir_store))
+        let dir_currency = db.read(|c| meta(c, "currency")).await?;
+        Some((db, dir_store, dir_currency))
     } else {
         None
     };
-    let dir_store = existing_db.as_ref().and_then(|(_, s)| s.clone());
+    let dir_store = existing_db.as_ref().and_then(|(_, s, _)| s.clone());
+    let dir_currency = existing_db.as_ref().and_then(|(_, _, c)| c.clone());
     let node_key = client::node_csr().map_err(EnrollError::from)?;
     // The LAN certificate also covers this machine (`localhost`, `127.0.0.1`), so a till
     // or test on the node's own machine can check it by name against the chain CA.
@@ -311,8 +354,23 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
             node: got.node.to_string(),
         });
     }
+    let expected = match (opts.currency, &dir_currency) {
+        (Some(c), _) => Some((c.code().to_string(), "--currency")),
+        (None, Some(c)) => Some((c.clone(), "the data directory's")),
+        (None, None) => None,
+    };
+    if let Some((expected, source_of)) = expected
+        && expected != got.currency.code()
+    {
+        return Err(EnrollmentError::WrongCurrency {
+            chain: got.currency.code().to_string(),
+            expected,
+            source_of: source_of.to_string(),
+            node: got.node.to_string(),
+        });
+    }
     let db = match existing_db {
-        Some((db, _)) => db,
+        Some((db, _, _)) => db,
         None => {
             std::fs::create_dir_all(&opts.data_dir).map_err(io(&opts.data_dir))?;
             Db::open(&opts.data_dir)?
@@ -339,7 +397,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, EnrollmentError> {
         cert_issued_at: now,
         cert_not_after: got.not_after,
     };
-    let (e, currency) = (enrolled.clone(), opts.currency);
+    let (e, currency) = (enrolled.clone(), got.currency);
     db.write(move |ctx| -> Result<(), StoreError> {
         set_meta(ctx.conn, "node_id", &e.node.to_string())?;
         set_meta(ctx.conn, "store", e.store.as_str())?;

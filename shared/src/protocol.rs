@@ -12,6 +12,7 @@
 //! Compatibility rule: [`Frame`] variants are append-only (never reorder or remove: postcard
 //! encodes the variant index); a change to a variant's fields bumps [`PROTOCOL_VERSION`].
 //! Version 2 removed the store token from `Hello` and added enrollment and renewal.
+//! Version 3 added the chain currency to `Enrolled`.
 
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use crate::docs::DocId;
 use crate::ids::{NodeId, StoreCode};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The TLS ALPN protocol id (RFC 7301) of Caja sync.
 pub const ALPN: &[u8] = b"caja-sync/1";
@@ -157,6 +158,8 @@ pub enum Frame {
         /// The LAN server certificate (DER), when one was requested.
         #[serde(with = "serde_bytes")]
         lan_certificate: Option<Vec<u8>>,
+        /// The chain currency (ISO 4217 code): every amount the node records is in it.
+        currency: String,
     },
     /// Node -> server during a sync session: a CSR (DER) for a fresh key, to replace the
     /// client certificate before it expires.
@@ -332,6 +335,7 @@ mod tests {
                     certificate,
                     not_after,
                     lan_certificate,
+                    currency: "GBP".into(),
                 }),
             proptest::collection::vec(any::<u8>(), 0..50).prop_map(|csr| Frame::Renew { csr }),
             (proptest::collection::vec(any::<u8>(), 0..50), any::<i64>()).prop_map(

@@ -18,6 +18,7 @@
 //!   what.
 //! - `conn_limits`: a store over head office's per-address connection limit is refused
 //!   and its sync status says why; the enrolled LAN certificate covers the node's machine.
+//! - `currency`: a node takes the chain's currency at enrollment.
 //! - `demo`: the synthetic demo with an outage, which cross-checks every node with the
 //!   server.
 //!
@@ -28,6 +29,8 @@
 mod binaries;
 #[path = "e2e/conn_limits.rs"]
 mod conn_limits;
+#[path = "e2e/currency.rs"]
+mod currency;
 #[path = "e2e/demo.rs"]
 mod demo;
 #[path = "e2e/head_office_changes.rs"]

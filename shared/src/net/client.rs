@@ -122,6 +122,8 @@ pub struct Enrollment {
     pub not_after: i64,
     /// The LAN server certificate (DER), when one was requested.
     pub lan_certificate: Option<Vec<u8>>,
+    /// The chain currency: every amount the node records is in it.
+    pub currency: crate::money::Currency,
 }
 
 /// Why an enrollment failed.
@@ -247,6 +249,7 @@ pub async fn enroll(
                 ca,
                 not_after,
                 lan_certificate,
+                currency,
             })) => Ok(Enrollment {
                 node,
                 store,
@@ -254,6 +257,9 @@ pub async fn enroll(
                 ca,
                 not_after,
                 lan_certificate,
+                currency: currency.parse().map_err(|e| {
+                    EnrollError::Protocol(format!("head office sent currency {currency:?}: {e}"))
+                })?,
             }),
             Ok(Some(Frame::Error { message, .. })) => Err(EnrollError::Refused(message)),
             Ok(Some(other)) => Err(EnrollError::Protocol(format!("unexpected answer {other:?}"))),

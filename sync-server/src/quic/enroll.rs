@@ -132,6 +132,7 @@ pub(super) async fn enroll(
                 ca: authority.ca_der().to_vec(),
                 not_after: cert.not_after,
                 lan_certificate: lan_cert.map(|c| c.der),
+                currency: core.currency.code().to_string(),
             }))
         })
         .await;

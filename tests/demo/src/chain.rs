@@ -264,7 +264,7 @@ impl Chain {
                     ca_fingerprint: server.ca_fingerprint(),
                     code: code_for.code,
                     lan_names: Vec::new(),
-                    currency,
+                    currency: Some(currency),
                 })
                 .await
                 .with_context(|| format!("enrolling the node of {code}"))?;

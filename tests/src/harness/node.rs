@@ -143,7 +143,7 @@ impl TestNode {
                 ca_fingerprint: t.target.ca_fingerprint.clone(),
                 code: t.code.clone(),
                 lan_names: Vec::new(),
-                currency,
+                currency: Some(currency),
             })
             .await
             .with_context(|| format!("enrolling node {store}"))?;

@@ -88,7 +88,7 @@ async fn the_enrolled_lan_certificate_covers_this_machine_too() -> anyhow::Resul
         ca_fingerprint: ticket.target.ca_fingerprint.clone(),
         code: ticket.code.clone(),
         lan_names: vec!["till.example.test".into()],
-        currency: Currency::GBP,
+        currency: Some(Currency::GBP),
     })
     .await?;
     let pem = std::fs::read(dir.join("l").join(caja_node::enroll::LAN_CERT_FILE))?;
