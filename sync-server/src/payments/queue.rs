@@ -60,3 +60,63 @@ pub(crate) fn queue_stored_tenders(db: &impl PaymentDb, fact: &Fact, now: i64) -
     }
     Ok(queued)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use caja_shared::facts::{Tender, TenderKind, tests_support};
+    use caja_shared::ids::TenderId;
+    use caja_shared::payments::CardPayment;
+    use chrono::Utc;
+
+    fn card(id: Option<TenderId>, token: &str, mode: CardMode, amount: i64) -> Tender {
+        Tender {
+            kind: TenderKind::Card,
+            label: None,
+            amount_minor: amount,
+            id,
+            card: Some(CardPayment {
+                token: token.into(),
+                mode,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_usable_stored_tenders_are_queued_once() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrate(&conn).unwrap();
+        let stored = CardMode::StoredOffline {
+            forward_by: Utc::now(),
+        };
+        let mut fact = tests_support::sample();
+        let FactBody::Sale(s) = &mut fact.body else {
+            panic!("a sale")
+        };
+        let good = TenderId::new();
+        s.tenders = vec![
+            card(Some(good), "tok_approve", stored.clone(), 500),
+            card(None, "tok_approve", stored.clone(), 100),
+            card(Some(TenderId::new()), "tok bad\n", stored.clone(), 100),
+            card(Some(TenderId::new()), "tok_approve", stored, -5),
+            card(
+                Some(TenderId::new()),
+                "tok_approve",
+                CardMode::Online {
+                    provider_ref: "pi_1".into(),
+                },
+                100,
+            ),
+        ];
+        assert_eq!(queue_stored_tenders(&conn, &fact, 1).unwrap(), 1);
+        assert_eq!(
+            queue_stored_tenders(&conn, &fact, 2).unwrap(),
+            0,
+            "a replay queues nothing"
+        );
+        let row = conn.card_forward(&good.to_string()).unwrap().unwrap();
+        assert_eq!((row.amount_minor, row.state), (500, ForwardState::Pending));
+        assert_eq!(row.sale, fact.id.to_string());
+    }
+}
