@@ -100,6 +100,17 @@ kinds! {
     ConnectionRefused = "connection.refused",
     /// A node asked for a document it may not see or change (head office).
     SyncForbidden = "sync.forbidden",
+    /// A store's card-payment settings were changed (head office).
+    StorePaymentSettingsChanged = "store.payment_settings_changed",
+    /// A stored card tender was forwarded to the provider and its outcome recorded, or it
+    /// expired unforwarded (head office).
+    PaymentForwarded = "payment.forwarded",
+    /// A reconciliation case was opened (head office: a decline, an expiry, …).
+    ReconciliationOpened = "reconciliation.opened",
+    /// A reconciliation case was assigned to a user (head office).
+    ReconciliationAssigned = "reconciliation.assigned",
+    /// A reconciliation case was resolved (head office).
+    ReconciliationResolved = "reconciliation.resolved",
 }
 
 impl AuditKind {

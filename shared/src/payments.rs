@@ -145,6 +145,7 @@ impl PaymentOutcome {
 /// Defaults follow the issue that introduced them: floor limit 100.00, caps 2,000.00 per
 /// node and 5,000.00 per store, acceptance window 24 h, forwarding deadline 72 h.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentSettings {
     /// Largest card amount one sale may store offline, minor units.

@@ -163,6 +163,38 @@ pub struct ServeArgs {
     /// dir is created.
     #[arg(long, env = "CAJA_SYNC_CURRENCY", default_value = "GBP")]
     pub currency: Currency,
+    /// Base URL of the card provider (a Stripe-compatible API, without `/v1`) that
+    /// stored-offline card payments are forwarded to. Without it they are kept and expire
+    /// at their deadline into the reconciliation queue.
+    #[arg(
+        long,
+        env = "CAJA_SYNC_PAYMENT_PROVIDER_URL",
+        requires = "payment_provider_key"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_provider_url: Option<String>,
+    /// The card provider's secret key. A secret: only from the environment or the command
+    /// line, never the file; redacted in logs.
+    #[arg(long, env = "CAJA_SYNC_PAYMENT_PROVIDER_KEY", hide_env_values = true)]
+    #[serde(skip)]
+    pub payment_provider_key: Option<SecretKey>,
+}
+
+/// A secret (the provider key): redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for SecretKey {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretKey(s.to_string()))
+    }
 }
 
 impl Default for ServeArgs {
@@ -190,6 +222,7 @@ impl ServeArgs {
         let mut out: Self = settings::layer(&base, &self, |key| settings::explicit(matches, key))?;
         out.config = self.config;
         out.init = self.init;
+        out.payment_provider_key = self.payment_provider_key;
         Ok(out)
     }
 
@@ -236,6 +269,19 @@ impl ServeArgs {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        if let Some(url) = &self.payment_provider_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "--payment-provider-url {url:?} must start with https:// or http://"
+                ));
+            }
+            if self.payment_provider_key.as_ref().is_none_or(|k| k.0.is_empty()) {
+                return Err(
+                    "--payment-provider-url needs --payment-provider-key (or CAJA_SYNC_PAYMENT_PROVIDER_KEY)"
+                        .into(),
+                );
+            }
+        }
         if self.lockout_max_secs < self.lockout_secs {
             return Err(format!(
                 "--lockout-max-secs {} must be at least --lockout-secs {}",
@@ -270,6 +316,10 @@ impl ServeArgs {
             lockout: std::time::Duration::from_secs(u64::from(self.lockout_secs)),
             lockout_max: std::time::Duration::from_secs(u64::from(self.lockout_max_secs)),
             requests_per_second: self.requests_per_second,
+            payment_provider: match (&self.payment_provider_url, &self.payment_provider_key) {
+                (Some(url), Some(key)) => Some(crate::ProviderOptions::new(url.clone(), key.0.clone())),
+                _ => None,
+            },
             ..crate::ServerOptions::default()
         }
     }
@@ -357,7 +407,7 @@ pub fn default_config_toml() -> Result<String, ConfigError> {
          Precedence: built-in defaults, then this file, then CAJA_SYNC_* variables, then flags.\n\
          Secrets (passwords, PINs) never go here.",
         &ServeArgs::default(),
-        &settings::key_docs::<ServeArgs>(&["config", "init"]),
+        &settings::key_docs::<ServeArgs>(&["config", "init", "payment_provider_key"]),
     )
 }
 
@@ -431,7 +481,7 @@ mod tests {
         assert_eq!(from_file, ServeArgs::default());
         for a in ServeArgs::augment_args(clap::Command::new("serve")).get_arguments() {
             let id = a.get_id().as_str();
-            if ["config", "init", "help"].contains(&id) {
+            if ["config", "init", "help", "payment_provider_key"].contains(&id) {
                 continue;
             }
             assert!(

@@ -10,6 +10,9 @@
 //! - [`users`] holds users, custom roles and the login lockout.
 //! - [`catalog`] holds the chain catalog operations and [`validate_product`].
 //! - [`reports`] holds the projection of received facts and the chain sales report.
+//! - [`payments`] holds card store-and-forward: the forward queue of stored-offline card
+//!   tenders.
+//! - [`reconcile`] holds the reconciliation queue (declined and expired card payments).
 //! - [`db`] holds storage: the repository traits (`Database`) and their SQLite
 //!   implementation (opening, schema, queries).
 //! - `quic` (crate) holds the QUIC accept loop, enrollment, sessions and the server's
@@ -32,7 +35,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod payments;
 pub(crate) mod quic;
+pub mod reconcile;
 pub mod reports;
 pub mod server;
 pub mod stores;
@@ -43,6 +48,6 @@ pub use audit::{Actor, AuditEntry, AuditQuery};
 pub use catalog::{CatalogSummary, validate_product};
 pub use error::ServerError;
 pub use reports::{SalesReport, StoreReport, Totals};
-pub use server::{ServerOptions, SyncServer};
+pub use server::{ProviderOptions, ServerOptions, SyncServer};
 pub use stores::{EnrollmentCode, NodeInfo, StoreStatus};
 pub use users::{NewUser, UserInfo, UserPatch};

@@ -6,6 +6,7 @@
 //! Errors are [`DbError`].
 //!
 //! Modules:
+//! - [`cases`] holds the reconciliation queue's trait (`ReconcileDb`) and rows.
 //! - [`sqlite`] holds the SQLite backend, the one in use: opening the data dir's database
 //!   (`caja-sync.db`, WAL, `synchronous=FULL`), the schema and its migrations, and the
 //!   traits implemented for [`rusqlite::Connection`].
@@ -34,6 +35,7 @@
 //!
 //! Handlers and the domain code do not change.
 
+pub mod cases;
 pub mod sqlite;
 
 use caja_shared::docstore::DocStoreError;
@@ -45,6 +47,8 @@ use crate::error::ServerError;
 use crate::stores::trust::CodeRefusal;
 use crate::users::directory::UserRow;
 
+pub(crate) use cases::ReconcileDb;
+pub use cases::{Case, CaseFilter, CaseStatus};
 pub use sqlite::{DB_FILE, migrate, open, setting};
 
 /// A storage failure.
@@ -471,10 +475,159 @@ pub(crate) trait AuditDb {
     ) -> Result<Vec<crate::audit::AuditEntry>, DbError>;
 }
 
-/// Everything head office stores: what a backend implements.
-pub(crate) trait Database: StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb {}
+/// The forward state of a stored-offline card tender (`card_forwards.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ForwardState {
+    /// Waiting to be sent to the provider (or to be retried).
+    Pending,
+    /// Marked durably just before the provider is called; a restart finds it and sends
+    /// the same idempotency key again.
+    Forwarding,
+    /// Captured: final.
+    Captured,
+    /// Refused by the provider: final, a reconciliation case.
+    Declined,
+    /// Not forwarded before its deadline: final, a reconciliation case.
+    Expired,
+}
 
-impl<T: StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb> Database for T {}
+impl ForwardState {
+    /// Every state, in life order.
+    pub const ALL: [ForwardState; 5] = [
+        ForwardState::Pending,
+        ForwardState::Forwarding,
+        ForwardState::Captured,
+        ForwardState::Declined,
+        ForwardState::Expired,
+    ];
+
+    /// The stored name (`pending`, `forwarding`, `captured`, `declined`, `expired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardState::Pending => "pending",
+            ForwardState::Forwarding => "forwarding",
+            ForwardState::Captured => "captured",
+            ForwardState::Declined => "declined",
+            ForwardState::Expired => "expired",
+        }
+    }
+
+    /// The state stored as `name`, if any.
+    pub fn parse(name: &str) -> Option<ForwardState> {
+        ForwardState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether nothing follows this state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ForwardState::Captured | ForwardState::Declined | ForwardState::Expired
+        )
+    }
+}
+
+/// A stored-offline card tender head office forwards to the provider exactly once (one
+/// row per tender id, kept at least 30 days after its final state: providers keep
+/// idempotency keys only about 24 h, so this row is what stops a second capture).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardForward {
+    /// The tender id (primary key; the provider idempotency keys derive from it).
+    pub tender: String,
+    /// The store code.
+    pub store: String,
+    /// The sale fact holding the tender.
+    pub sale: String,
+    /// The sale's receipt number.
+    pub receipt_no: String,
+    /// Amount, minor units of `currency` (positive).
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The provider's card token.
+    pub token: String,
+    /// The forwarding deadline, Unix seconds.
+    pub forward_by: i64,
+    /// Where it is.
+    pub state: ForwardState,
+    /// Provider calls started so far.
+    pub attempts: i64,
+    /// The provider's payment id, once known.
+    pub provider_ref: Option<String>,
+    /// The decline code, or why it expired.
+    pub code: Option<String>,
+    /// A sentence a manager can read.
+    pub message: Option<String>,
+    /// When the row was made, Unix seconds.
+    pub created_at: i64,
+    /// When it last changed, Unix seconds.
+    pub updated_at: i64,
+    /// Not retried before this time, Unix seconds (backoff).
+    pub next_attempt_at: i64,
+}
+
+/// Counts and amounts of one store's card forwards in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTotal {
+    /// The store code.
+    pub store: String,
+    /// The state.
+    pub state: ForwardState,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// How many tenders.
+    pub count: i64,
+    /// Their amount, minor units.
+    pub amount_minor: i64,
+}
+
+/// Card store-and-forward: the durable forward queue (`card_forwards`).
+pub(crate) trait PaymentDb {
+    /// Queues a tender; `Ok(false)` if its id is queued already (a replayed fact).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn insert_card_forward(&self, row: &CardForward) -> Result<bool, DbError>;
+
+    /// One queued tender.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn card_forward(&self, tender: &str) -> Result<Option<CardForward>, DbError>;
+
+    /// Tenders in `state`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn card_forwards_in(&self, state: ForwardState, limit: u32) -> Result<Vec<CardForward>, DbError>;
+
+    /// Writes a row's mutable fields (state, attempts, provider ref, code, message,
+    /// updated and next-attempt times) by tender id.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn update_card_forward(&self, row: &CardForward) -> Result<(), DbError>;
+
+    /// The earliest `next_attempt_at` of pending rows, Unix seconds, if any.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn next_forward_due(&self) -> Result<Option<i64>, DbError>;
+
+    /// Counts and amounts per store, state and currency of tenders created in
+    /// `from..to` (Unix seconds, either optional).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    fn forward_totals(&self, from: Option<i64>, to: Option<i64>) -> Result<Vec<ForwardTotal>, DbError>;
+}
+
+/// Everything head office stores: what a backend implements.
+pub(crate) trait Database:
+    StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb + PaymentDb + ReconcileDb
+{
+}
+
+impl<T: StoreDb + TrustDb + UserDb + LockoutDb + FactDb + AuditDb + PaymentDb + ReconcileDb> Database for T {}
 
 /// Current UTC time as RFC 3339 with seconds (`2024-01-01T12:00:00Z`), as the `stores`
 /// table keeps times.

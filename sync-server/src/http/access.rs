@@ -59,7 +59,9 @@ fn limited(mut r: Route) -> Route {
 pub(crate) fn routes() -> Vec<Route> {
     use Access::{Authenticated, Permission as P, Public};
     use Permission::*;
-    use routes::{audit, auth, catalog, facts, health, nodes, products, reports, roles, stores, users};
+    use routes::{
+        audit, auth, catalog, facts, health, nodes, products, reconciliation, reports, roles, stores, users,
+    };
     let (get, post, put, patch, delete) = (
         Method::GET,
         Method::POST,
@@ -83,6 +85,18 @@ pub(crate) fn routes() -> Vec<Route> {
             P(StoreManage),
             stores::enrollment_code,
         ),
+        route(
+            get.clone(),
+            "/v1/stores/{code}/payment-settings",
+            P(StoreManage),
+            stores::payment_settings,
+        ),
+        route(
+            put.clone(),
+            "/v1/stores/{code}/payment-settings",
+            P(StoreManage),
+            stores::put_payment_settings,
+        ),
         route(put.clone(), "/v1/products/{sku}", P(CatalogWrite), products::put),
         route(get.clone(), "/v1/products", P(CatalogRead), products::list),
         route(get.clone(), "/v1/products/{sku}", P(CatalogRead), products::get),
@@ -94,6 +108,36 @@ pub(crate) fn routes() -> Vec<Route> {
         ),
         route(get.clone(), "/v1/catalog", P(CatalogRead), catalog::get),
         route(get.clone(), "/v1/reports/sales", P(ReportRead), reports::sales),
+        route(
+            get.clone(),
+            "/v1/reports/offline-payments",
+            P(ReportRead),
+            reports::offline_payments,
+        ),
+        route(
+            get.clone(),
+            "/v1/reconciliation",
+            P(ReconciliationManage),
+            reconciliation::list,
+        ),
+        route(
+            get.clone(),
+            "/v1/reconciliation/{id}",
+            P(ReconciliationManage),
+            reconciliation::get,
+        ),
+        route(
+            post.clone(),
+            "/v1/reconciliation/{id}/assign",
+            P(ReconciliationManage),
+            reconciliation::assign,
+        ),
+        route(
+            post.clone(),
+            "/v1/reconciliation/{id}/resolve",
+            P(ReconciliationManage),
+            reconciliation::resolve,
+        ),
         route(get.clone(), "/v1/facts/{id}", P(ReportRead), facts::get),
         route(post.clone(), "/v1/users", P(UserManage), users::create),
         route(get.clone(), "/v1/users", P(UserManage), users::list),

@@ -6,16 +6,18 @@ use utoipa::{Modify, OpenApi};
 
 use crate::http::error::Problem;
 use crate::http::routes::{
-    audit, auth, catalog, facts, health, nodes, products, reports, roles, stores, users,
+    audit, auth, catalog, facts, health, nodes, products, reconciliation, reports, roles, stores, users,
 };
-use crate::reports::{SalesReport, StoreReport, Totals};
+use crate::reports::{
+    CountAmount, OfflinePaymentsReport, SalesReport, StoreOfflinePayments, StoreReport, Totals,
+};
 
 /// The admin API's OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Caja sync server admin API",
-        description = "Head-office API: stores, enrollment codes, nodes, users, roles, catalog, reports, audit. \
+        description = "Head-office API: stores, enrollment codes, payment settings, nodes, users, roles, catalog, reports, reconciliation, audit. \
             Every route but health, OpenAPI, login and refresh needs `Authorization: Bearer <access token>` \
             (POST /v1/auth/login) and the permission named in its description."
     ),
@@ -28,6 +30,8 @@ use crate::reports::{SalesReport, StoreReport, Totals};
         stores::create,
         stores::list,
         stores::enrollment_code,
+        stores::payment_settings,
+        stores::put_payment_settings,
         users::create,
         users::list,
         users::get,
@@ -46,12 +50,18 @@ use crate::reports::{SalesReport, StoreReport, Totals};
         products::batch,
         catalog::get,
         reports::sales,
+        reports::offline_payments,
+        reconciliation::list,
+        reconciliation::get,
+        reconciliation::assign,
+        reconciliation::resolve,
         health::live,
         health::ready,
         get,
     ),
     components(schemas(
         Problem,
+        caja_shared::payments::PaymentSettings,
         stores::CreateStore,
         stores::StoreCreated,
         stores::CodeIn,
@@ -78,6 +88,12 @@ use crate::reports::{SalesReport, StoreReport, Totals};
         SalesReport,
         StoreReport,
         Totals,
+        OfflinePaymentsReport,
+        StoreOfflinePayments,
+        CountAmount,
+        reconciliation::CaseOut,
+        reconciliation::AssignIn,
+        reconciliation::ResolveIn,
         health::Health,
     ))
 )]

@@ -5,7 +5,9 @@
 //! - [`projection`] holds facts received, as rows for reports (tenders counted by
 //!   [`caja_shared::facts::takings_by_tender`], the rule the node uses too).
 //! - [`sales`] holds the chain sales report ([`SalesReport`]).
+//! - [`payments`] holds the offline-payments report ([`OfflinePaymentsReport`]).
 
+pub mod payments;
 pub mod projection;
 pub mod sales;
 
@@ -16,6 +18,7 @@ use crate::db::FactDb;
 use crate::error::ServerError;
 use crate::server::SyncServer;
 
+pub use payments::{CountAmount, OfflinePaymentsReport, StoreOfflinePayments};
 pub use sales::{SalesReport, StoreReport, Totals};
 
 impl SyncServer {

@@ -6,7 +6,7 @@
 //! Rows are derived from the ledger documents and written in the same SQLite transaction
 //! as the document change (through `FactDb`); a replayed fact is harmless.
 
-use crate::db::{FactDb, FactRow};
+use crate::db::{FactDb, FactRow, PaymentDb};
 use crate::error::ServerError;
 use caja_shared::facts::{Fact, FactBody, takings_by_tender};
 use caja_shared::ids::StoreCode;
@@ -37,12 +37,13 @@ pub enum Projected {
 }
 
 /// Projects one fact of `ledger_store`'s ledger. A fact whose own store differs is
-/// skipped ([`Projected::WrongStore`]); the caller logs it.
+/// skipped ([`Projected::WrongStore`]); the caller logs it. A new sale's stored-offline
+/// card tenders are queued for forwarding (`card_forwards`) in the same transaction.
 ///
 /// # Errors
 /// [`ServerError::Sqlite`].
 pub(crate) fn project_fact(
-    db: &impl FactDb,
+    db: &(impl FactDb + PaymentDb),
     ledger_store: &StoreCode,
     fact: &Fact,
 ) -> Result<Projected, ServerError> {
@@ -71,6 +72,9 @@ pub(crate) fn project_fact(
         total_minor: fact.takings_minor(),
         tenders,
     })?;
+    if inserted {
+        crate::payments::queue::queue_stored_tenders(db, fact, chrono::Utc::now().timestamp())?;
+    }
     Ok(if inserted {
         Projected::Inserted
     } else {

@@ -13,7 +13,7 @@ pub(crate) mod hub;
 pub mod options;
 pub(crate) mod watch;
 
-pub use options::ServerOptions;
+pub use options::{ProviderOptions, ServerOptions};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -207,9 +207,35 @@ impl SyncServer {
             trims,
             stop.clone(),
         );
+        let forward_task = self.forwarder()?.run(stop.clone());
         let quic_task = quic::run(self.0.hub.clone(), endpoint, stop);
-        let (result, (), ()) = tokio::join!(http_task, quic_task, watch_task);
+        let (result, (), (), ()) = tokio::join!(http_task, quic_task, watch_task, forward_task);
         result.map_err(ServerError::Http)
+    }
+
+    /// The card forwarder of this server's options (with the provider client, if one is
+    /// configured).
+    fn forwarder(&self) -> Result<crate::payments::forward::Forwarder, ServerError> {
+        let options = self.options();
+        let provider: Option<Arc<dyn caja_payments::PaymentProvider>> = match &options.payment_provider {
+            None => None,
+            Some(p) => {
+                let mut config = caja_payments::StripeConfig::new(p.url.clone(), p.key.clone());
+                config.timeout = p.timeout;
+                let client = caja_payments::StripeClient::new(config)
+                    .map_err(|e| ServerError::Invalid(format!("payment provider: {e}")))?;
+                Some(Arc::new(caja_payments::ResilientProvider::new(
+                    client,
+                    p.resilience.clone(),
+                )))
+            }
+        };
+        Ok(crate::payments::forward::Forwarder {
+            hub: self.0.hub.clone(),
+            provider,
+            poll: options.forward_poll,
+            retry: options.forward_retry,
+        })
     }
 
     /// Whether the database answers `SELECT 1`.

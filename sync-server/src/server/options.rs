@@ -35,6 +35,50 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// Longest an admin API request may take; default 30 s.
     pub request_timeout: Duration,
+    /// The card provider stored-offline card payments are forwarded to; `None` (the
+    /// default): none, stored payments wait and expire at their deadline.
+    pub payment_provider: Option<ProviderOptions>,
+    /// Longest pause of the card forwarder between rounds (its expiry checks); default 30 s.
+    pub forward_poll: Duration,
+    /// First retry delay of a card forward after the provider was unavailable, doubling
+    /// per attempt up to 64 times; default 5 s.
+    pub forward_retry: Duration,
+}
+
+/// Where head office reaches its card provider (a Stripe-compatible API).
+#[derive(Clone)]
+pub struct ProviderOptions {
+    /// Base URL without `/v1` (`https://api.stripe.com`, or the simulator's).
+    pub url: String,
+    /// The secret key; redacted in `Debug`.
+    pub key: String,
+    /// Time allowed for one HTTP call; default 10 s.
+    pub timeout: Duration,
+    /// Retries and circuit breaker.
+    pub resilience: caja_payments::ResilienceConfig,
+}
+
+impl ProviderOptions {
+    /// A provider at `url` with `key` and the default timeout, retries and breaker.
+    pub fn new(url: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key: key.into(),
+            timeout: Duration::from_secs(10),
+            resilience: caja_payments::ResilienceConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProviderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderOptions")
+            .field("url", &self.url)
+            .field("key", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("resilience", &self.resilience)
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {
@@ -53,6 +97,9 @@ impl Default for ServerOptions {
             requests_per_second: 50,
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            payment_provider: None,
+            forward_poll: Duration::from_secs(30),
+            forward_retry: Duration::from_secs(5),
         }
     }
 }

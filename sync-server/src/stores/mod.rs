@@ -4,6 +4,7 @@
 //!
 //! Modules:
 //! - [`enrollment`] holds one-time enrollment codes ([`EnrollmentCode`]).
+//! - [`payments`] holds the stores' card-payment settings (set by head office).
 //! - [`nodes`] holds enrolled nodes ([`NodeInfo`]) and their revocation.
 //! - [`trust`] holds the rules of enrollment codes and node certificates (code alphabet,
 //!   digests, refusals).
@@ -11,6 +12,7 @@
 
 pub mod enrollment;
 pub mod nodes;
+pub mod payments;
 pub(crate) mod storedoc;
 pub mod trust;
 

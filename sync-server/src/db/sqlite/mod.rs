@@ -12,11 +12,15 @@
 //! - `trust` holds enrollment codes, nodes and their certificates.
 //! - `users` holds users, custom roles and the login lockout counters.
 //! - `facts` holds the facts projection and the report queries.
+//! - `cases` holds the reconciliation queue.
+//! - `payments` holds the forward queue of stored-offline card tenders.
 
 mod audit;
+mod cases;
 
 pub use audit::AUDIT_SCHEMA;
 mod facts;
+mod payments;
 mod trust;
 mod users;
 
@@ -96,6 +100,8 @@ pub fn migrate(conn: &Connection) -> Result<(), DbError> {
     conn.execute_batch(users::SCHEMA)?;
     conn.execute_batch(AUDIT_SCHEMA)?;
     conn.execute_batch(users::LOCKOUT_SCHEMA)?;
+    conn.execute_batch(payments::SCHEMA)?;
+    conn.execute_batch(cases::SCHEMA)?;
     caja_shared::auth::sessions::migrate(conn)?;
     Ok(())
 }

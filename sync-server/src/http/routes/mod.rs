@@ -8,7 +8,8 @@
 //! - [`facts`] holds one projected fact.
 //! - [`products`] holds write and read catalog products.
 //! - [`catalog`] holds the catalog's heads and size.
-//! - [`reports`] holds the chain sales report.
+//! - [`reports`] holds the chain sales report and the offline-payments report.
+//! - [`reconciliation`] holds the reconciliation queue.
 //! - [`health`] holds liveness and readiness.
 
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod facts;
 pub mod health;
 pub mod nodes;
 pub mod products;
+pub mod reconciliation;
 pub mod reports;
 pub mod roles;
 pub mod stores;

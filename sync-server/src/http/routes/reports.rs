@@ -1,4 +1,5 @@
-//! `/v1/reports/sales`: the chain sales report over business days.
+//! `/v1/reports/sales`: the chain sales report over business days;
+//! `/v1/reports/offline-payments`: stored-offline card payments by forward state.
 
 use axum::extract::State;
 use chrono::NaiveDate;
@@ -7,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::SyncServer;
 use crate::http::error::{ApiError, ApiQuery, Problem};
-use crate::reports::SalesReport;
+use crate::reports::{OfflinePaymentsReport, SalesReport};
 
 /// Query of `GET /v1/reports/sales`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, ToSchema)]
@@ -50,5 +51,30 @@ pub async fn sales(
     // A user tied to stores sees only theirs (see `Principal::scope`).
     Ok(axum::Json(
         server.sales_report_of(from, to, me.scope.clone()).await?,
+    ))
+}
+
+/// Stored-offline card payments per store, counted and summed by forward state (stored,
+/// pending, forwarding, captured, declined, expired), for the UTC days `from..=to` they
+/// reached head office.
+#[utoipa::path(get, path = "/v1/reports/offline-payments", tag = "reports", params(ReportQuery),
+    responses(
+        (status = 200, description = "The report", body = OfflinePaymentsReport),
+        (status = 400, description = "Bad date", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn offline_payments(
+    State(server): State<SyncServer>,
+    axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<axum::Json<OfflinePaymentsReport>, ApiError> {
+    let from = date("from", q.from.as_deref())?;
+    let to = date("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
+    }
+    Ok(axum::Json(
+        server.offline_payments_report(from, to, me.scope.clone()).await?,
     ))
 }

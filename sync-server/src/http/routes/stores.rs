@@ -7,6 +7,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use caja_shared::ids::StoreCode;
+use caja_shared::payments::PaymentSettings;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,5 +172,55 @@ pub async fn list(
                 facts: s.row.facts,
             })
             .collect(),
+    ))
+}
+
+/// Parses a store code from the path; a malformed one is "no such store".
+fn store_code(code: &str) -> Result<StoreCode, ApiError> {
+    code.parse()
+        .map_err(|_| ApiError::NotFound(format!("store {code:?} does not exist")))
+}
+
+/// A store's card-payment settings (offline floor limit, caps, window, forwarding deadline).
+#[utoipa::path(get, path = "/v1/stores/{code}/payment-settings", tag = "stores",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "Store code")),
+    responses(
+        (status = 200, description = "The settings (defaults until set)", body = PaymentSettings),
+        (status = 403, description = "Not one of the caller's stores", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn payment_settings(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<axum::Json<PaymentSettings>, ApiError> {
+    let store = store_code(&code)?;
+    me.within("payment settings", [store.as_str()])?;
+    Ok(axum::Json(server.payment_settings(&store).await?))
+}
+
+/// Sets a store's card-payment settings; they replicate to the store's nodes. Audited
+/// as `store.payment_settings_changed`.
+#[utoipa::path(put, path = "/v1/stores/{code}/payment-settings", tag = "stores",
+    request_body = PaymentSettings,
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "Store code")),
+    responses(
+        (status = 200, description = "The settings as stored", body = PaymentSettings),
+        (status = 403, description = "Not one of the caller's stores", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad value (the problem names the field)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_payment_settings(
+    State(server): State<SyncServer>,
+    Extension(me): Extension<Principal>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(body): ApiJson<PaymentSettings>,
+) -> Result<axum::Json<PaymentSettings>, ApiError> {
+    let store = store_code(&code)?;
+    me.within("payment settings", [store.as_str()])?;
+    Ok(axum::Json(
+        server.set_payment_settings(&me.actor(), &store, body).await?,
     ))
 }
