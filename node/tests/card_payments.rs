@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use caja_node::config::{PaymentProviderSettings, ProviderKey};
-use caja_node::store::StoreError;
 use caja_payments::BreakerState;
 use caja_payments::sim::{SimConfig, SimServer};
 use caja_shared::facts::{FACT_SCHEMA_VERSION, Fact, FactBody};
@@ -43,7 +42,7 @@ async fn node_with_cashier() -> (TestNode, String) {
 async fn append(node: &TestNode, fact: Fact) {
     node.node
         .db()
-        .write(move |ctx| -> Result<(), StoreError> {
+        .write(move |ctx| -> anyhow::Result<()> {
             caja_node::store::facts::record(ctx, &fact)?;
             Ok(())
         })

@@ -37,7 +37,7 @@ pub async fn create(
     let link = node.link();
     let provider = node
         .payment_provider()
-        .filter(|_| !(link.configured() && !link.enabled()))
+        .filter(|_| !link.configured() || link.enabled())
         .filter(|_| req.tenders.iter().any(|t| t.card_token.is_some()))
         .cloned();
     let online = match &provider {
