@@ -305,3 +305,25 @@ impl NodeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_key_is_redacted_and_goes_with_a_url() {
+        let mut c = NodeConfig {
+            payments: PaymentProviderSettings {
+                url: Some("http://127.0.0.1:9".into()),
+                key: Some(ProviderKey("sk_live_secret".into())),
+            },
+            ..NodeConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("sk_live_secret"));
+        assert!(c.validate().is_ok());
+        c.payments.url = None;
+        assert!(c.validate().is_err());
+        c.payments.url = Some("ftp://x".into());
+        assert!(c.validate().is_err());
+    }
+}
