@@ -26,6 +26,7 @@ struct Inner {
     config: NodeConfig,
     link: SyncLink,
     auth: Auth,
+    provider: Option<crate::sales::online::Provider>,
 }
 
 impl Node {
@@ -58,12 +59,20 @@ impl Node {
             })
             .await?;
         let link = SyncLink::new(config.sync.clone());
+        let provider = match (&config.payments.url, &config.payments.key) {
+            (Some(url), Some(key)) => Some(
+                crate::sales::online::provider(url, &key.0)
+                    .map_err(|e| StoreError::Task(format!("card provider: {e}")))?,
+            ),
+            _ => None,
+        };
         Ok(Node(Arc::new(Inner {
             db,
             identity,
             config,
             link,
             auth,
+            provider,
         })))
     }
 
@@ -111,6 +120,11 @@ impl Node {
     /// The configuration it was opened with.
     pub fn config(&self) -> &NodeConfig {
         &self.0.config
+    }
+
+    /// The card provider, when one is configured (`payment_provider_url`).
+    pub fn payment_provider(&self) -> Option<&crate::sales::online::Provider> {
+        self.0.provider.as_ref()
     }
 
     /// The sync link (status, enable/disable).

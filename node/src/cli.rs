@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use caja_shared::settings::{self, de_listen};
 
-use crate::config::{AuthSettings, ConfigError, LanTls, Limits, NodeConfig, SyncTarget};
+use crate::config::{
+    AuthSettings, ConfigError, LanTls, Limits, NodeConfig, PaymentProviderSettings, ProviderKey, SyncTarget,
+};
 
 /// Caja store node: sells offline, stores every fact durably, syncs with the chain.
 #[derive(Parser)]
@@ -158,6 +160,16 @@ pub struct ServeArgs {
     /// recommended).
     #[arg(long, env = "CAJA_NODE_ALLOW_PLAIN_HTTP")]
     pub allow_plain_http: bool,
+    /// Base URL of the card provider's Stripe-compatible API (without /v1); unset: card
+    /// tenders with a token are stored offline under the store's rules.
+    #[arg(long, env = "CAJA_NODE_PAYMENT_PROVIDER_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_provider_url: Option<String>,
+    /// The card provider's secret key (a secret: prefer the variable to a flag or the
+    /// file; never printed).
+    #[arg(long, env = "CAJA_NODE_PAYMENT_PROVIDER_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_provider_key: Option<ProviderKey>,
 }
 
 /// Options of `caja-node enroll`.
@@ -378,6 +390,10 @@ impl ServeArgs {
                 key: self.tls_key,
                 names: self.lan_names,
                 allow_plain_http: self.allow_plain_http,
+            },
+            payments: PaymentProviderSettings {
+                url: self.payment_provider_url,
+                key: self.payment_provider_key,
             },
         };
         config.validate()?;

@@ -52,6 +52,35 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// TLS of the REST API on the store LAN.
     pub lan_tls: LanTls,
+    /// The card provider for tokenized card tenders; none: they are stored offline.
+    pub payments: PaymentProviderSettings,
+}
+
+/// Where the node reaches the card provider (a Stripe-compatible API). Both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentProviderSettings {
+    /// Base URL without `/v1` (`https://api.stripe.com`, or a simulator's
+    /// `http://127.0.0.1:PORT`).
+    pub url: Option<String>,
+    /// The secret key (redacted in `Debug`).
+    pub key: Option<ProviderKey>,
+}
+
+/// The card provider's secret key (`sk_…`): redacted in `Debug`, never logged.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ProviderKey(pub String);
+
+impl std::fmt::Debug for ProviderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderKey(<redacted>)")
+    }
+}
+
+impl From<String> for ProviderKey {
+    fn from(s: String) -> Self {
+        ProviderKey(s)
+    }
 }
 
 /// Login and token settings.
@@ -140,6 +169,7 @@ impl Default for NodeConfig {
             auth: AuthSettings::default(),
             limits: Limits::default(),
             lan_tls: LanTls::default(),
+            payments: PaymentProviderSettings::default(),
         }
     }
 }
@@ -176,6 +206,21 @@ impl NodeConfig {
     /// # Errors
     /// [`ConfigError::Invalid`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.payments.url, &self.payments.key) {
+            (Some(u), Some(_)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                return Err(ConfigError::Invalid {
+                    name: "payment_provider_url",
+                    reason: format!("{u:?} must be an http:// or https:// URL"),
+                });
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "payment_provider_key",
+                    reason: "payment_provider_url and payment_provider_key go together".into(),
+                });
+            }
+            _ => {}
+        }
         check_terminal(&self.terminal).map_err(|reason| ConfigError::Invalid {
             name: "terminal",
             reason,
@@ -258,5 +303,27 @@ impl NodeConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_key_is_redacted_and_goes_with_a_url() {
+        let mut c = NodeConfig {
+            payments: PaymentProviderSettings {
+                url: Some("http://127.0.0.1:9".into()),
+                key: Some(ProviderKey("sk_live_secret".into())),
+            },
+            ..NodeConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("sk_live_secret"));
+        assert!(c.validate().is_ok());
+        c.payments.url = None;
+        assert!(c.validate().is_err());
+        c.payments.url = Some("ftp://x".into());
+        assert!(c.validate().is_err());
     }
 }

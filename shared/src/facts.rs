@@ -200,6 +200,10 @@ pub struct Tender {
     /// offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<crate::payments::CardPayment>,
+    /// For an `other` tender (voucher, e-wallet): its reference (voucher number, wallet
+    /// transaction id), at most 64 characters at the node's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl Tender {
@@ -553,6 +557,7 @@ pub mod tests_support {
             amount_minor: 2000,
             id: None,
             card: None,
+            reference: None,
         }];
         let (net, tax, total, change) = settle(std::slice::from_ref(&line), &tenders, Currency::GBP).unwrap();
         Fact {
@@ -702,6 +707,7 @@ mod tests {
             amount_minor: 1500,
             id: None,
             card: None,
+            reference: None,
         }];
         assert!(settle(std::slice::from_ref(&line), &card, Currency::GBP).is_err());
         let short = vec![Tender {
@@ -710,6 +716,7 @@ mod tests {
             amount_minor: 900,
             id: None,
             card: None,
+            reference: None,
         }];
         assert!(settle(std::slice::from_ref(&line), &short, Currency::GBP).is_err());
     }
@@ -737,6 +744,7 @@ mod tests {
                 amount_minor,
                 id: None,
                 card: None,
+                reference: None,
             }]
         };
         // 1,000,000 x 1,000 = 1,000,000,000.00: exactly the bound.

@@ -118,6 +118,16 @@ problem_types! {
     InvalidAmount = (422, "invalid-amount", "Amounts do not add up"),
     /// The `Idempotency-Key` was used for a different request (422, node).
     IdempotencyKeyReused = (422, "idempotency-key-reused", "Idempotency-Key reused"),
+    /// The card provider declined the card: no sale was recorded (422, node).
+    CardDeclined = (422, "card-declined", "Card declined: ask for another payment"),
+    /// This card kind (gift card, keyed card, cashback) is never taken offline (422, node).
+    OfflineCardNotAllowed = (422, "offline-card-not-allowed", "This card cannot be taken while offline"),
+    /// The sale's offline card amount is over the store's floor limit (422, node).
+    OfflineFloorLimit = (422, "offline-floor-limit", "Card amount over the offline limit: a manager must approve"),
+    /// The node's or the store's total of stored offline cards would pass its cap (422, node).
+    OfflineCapReached = (422, "offline-cap-reached", "Offline card limit reached: take another payment"),
+    /// The offline acceptance window (from the first stored card) has closed (422, node).
+    OfflineWindowClosed = (422, "offline-window-closed", "Offline card period is over: take another payment"),
     /// Too many failed logins: locked until `Retry-After` (423).
     LoginLocked = (423, "login-locked", "Locked after too many failed logins"),
     /// Too many requests from this client (429, `Retry-After`).

@@ -130,6 +130,11 @@ fn sale_type(e: &SaleError) -> ProblemType {
         SaleError::Conflict(_) => ProblemType::Conflict,
         SaleError::Money(_) | SaleError::Fact(_) => ProblemType::InvalidAmount,
         SaleError::Auth(a) => auth_type(a),
+        SaleError::CardDeclined(_) => ProblemType::CardDeclined,
+        SaleError::OfflineNotAllowed(_) => ProblemType::OfflineCardNotAllowed,
+        SaleError::OfflineFloorLimit(_) => ProblemType::OfflineFloorLimit,
+        SaleError::OfflineCapReached(_) => ProblemType::OfflineCapReached,
+        SaleError::OfflineWindowClosed(_) => ProblemType::OfflineWindowClosed,
         SaleError::Store(_) => ProblemType::Internal,
     }
 }

@@ -1,16 +1,21 @@
 //! Sales and refunds: turning a cashier's request into a priced, settled fact.
 //!
 //! - [`view`]: the response shape.
+//! - [`card`]: card tokens, other-tender labels and the store-and-forward rules.
+//! - [`online`]: authorizing and capturing card tenders with the provider.
 //!
 //! Prices come from the catalog projection unless the request overrides them; every
 //! amount is computed by `caja_shared::facts::Line::priced` (the one rounding rule).
 
+pub mod card;
+pub mod online;
 pub mod view;
 
 use caja_shared::auth::Permission;
 use caja_shared::facts::{self, Fact, FactBody, Line, Refund, Sale, Tender, TenderKind};
 use caja_shared::ids::FactId;
 use caja_shared::money::parse_minor;
+use caja_shared::payments::{CardMode, CardPayment, PaymentEvent, PaymentOutcome, TenderId};
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 use rust_decimal::Decimal;
@@ -53,6 +58,23 @@ pub enum SaleError {
     /// A permission or manager override refused it.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The card provider declined a card tender (422 `card-declined`): the provider's
+    /// sentence for the cashier.
+    #[error("{0}")]
+    CardDeclined(String),
+    /// This card kind is never taken offline (422 `offline-card-not-allowed`).
+    #[error("{0}")]
+    OfflineNotAllowed(String),
+    /// The sale's offline card amount is over the floor limit (422 `offline-floor-limit`).
+    #[error("{0}")]
+    OfflineFloorLimit(String),
+    /// The node's or the store's offline total would pass its cap (422
+    /// `offline-cap-reached`).
+    #[error("{0}")]
+    OfflineCapReached(String),
+    /// The offline acceptance window has closed (422 `offline-window-closed`).
+    #[error("{0}")]
+    OfflineWindowClosed(String),
     /// Storage failed (500; boxed: storage errors are large and rare).
     #[error(transparent)]
     Store(Box<StoreError>),
@@ -120,13 +142,24 @@ pub struct TenderRequest {
     /// `cash`, `card` or `other`.
     #[schema(value_type = String, example = "cash")]
     pub kind: TenderKind,
-    /// Label for receipts and reports (e.g. `"Ewallet"`).
+    /// Label for receipts and reports (e.g. `"Ewallet"`), at most 40 characters.
     #[serde(default)]
     pub label: Option<String>,
     /// Amount tendered, decimal string in major units (`"20.00"`), no more decimals than
     /// the currency has.
     #[schema(example = "20.00")]
     pub amount: String,
+    /// For a card tender: the provider token from the payment terminal (`tok_…`/`pm_…`,
+    /// at most 64 characters). Absent: a card taken on a stand-alone terminal.
+    #[serde(default)]
+    pub card_token: Option<String>,
+    /// For a tokenized card tender: `credit` (default), `debit`, `gift_card`, `keyed`,
+    /// `cashback`.
+    #[serde(default)]
+    pub card_kind: Option<card::CardKind>,
+    /// For an `other` tender: its reference (voucher number), at most 64 characters.
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// `POST /v1/sales` body.
@@ -154,7 +187,7 @@ pub struct RefundTenderRequest {
     /// `cash`, `card` or `other`.
     #[schema(value_type = String, example = "cash")]
     pub kind: TenderKind,
-    /// Label.
+    /// Label, at most 40 characters.
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -278,6 +311,22 @@ pub fn checkout(
     actor: &Actor,
     req: &SaleRequest,
 ) -> Result<Fact, SaleError> {
+    checkout_with(ctx, ident, actor, req, &[])
+}
+
+/// Like [`checkout`], with the card tenders the provider already approved (`online[i]`
+/// for tender `i`); every other tokenized card tender is stored offline under the store's
+/// rules ([`card::check_offline`]) and gets a `StoredOffline` payment fact in this job.
+///
+/// # Errors
+/// As [`checkout`], and the offline refusals of [`card::check_offline`].
+pub fn checkout_with(
+    ctx: &mut Ctx<'_>,
+    ident: &Identity,
+    actor: &Actor,
+    req: &SaleRequest,
+    online: &[Option<card::OnlineCard>],
+) -> Result<Fact, SaleError> {
     check_lines(&req.lines)?;
     let at = occurred_at(req.occurred_at).map_err(|r| SaleError::invalid("occurred_at", r))?;
     if req.tenders.is_empty() {
@@ -309,6 +358,7 @@ pub fn checkout(
         )?);
     }
     let mut tenders = Vec::with_capacity(req.tenders.len());
+    let mut offline = Vec::new();
     for (i, t) in req.tenders.iter().enumerate() {
         let amount = parse_minor(&t.amount, c)
             .map_err(|e| SaleError::invalid(format!("tenders[{i}].amount"), e.to_string()))?;
@@ -318,12 +368,28 @@ pub fn checkout(
                 "must not be negative",
             ));
         }
+        card::check_tender(i, t)?;
+        let pre = online.get(i).and_then(Option::as_ref);
+        let card = t.card_token.as_ref().map(|token| CardPayment {
+            token: token.clone(),
+            mode: match pre {
+                Some(o) => CardMode::Online {
+                    provider_ref: o.provider_ref.clone(),
+                },
+                // Set below, once the store's settings are read.
+                None => CardMode::StoredOffline { forward_by: at },
+            },
+        });
+        if card.is_some() && pre.is_none() {
+            offline.push((t.card_kind.unwrap_or_default(), amount));
+        }
         tenders.push(Tender {
             kind: t.kind,
             label: t.label.clone(),
             amount_minor: amount,
-            id: None,
-            card: None,
+            id: Some(pre.map(|o| o.id).unwrap_or_default()),
+            card,
+            reference: t.reference.clone(),
         });
     }
     let (net, tax, total, change) =
@@ -339,8 +405,44 @@ pub fn checkout(
     if backdated(at) {
         needed.push((Permission::SaleBackdate, "a sale dated more than 5 minutes ago"));
     }
+    let now = Utc::now();
+    let (settings, over_floor) = card::check_offline(ctx, ident, actor, &offline, c, now)?;
+    if over_floor {
+        needed.push((
+            Permission::PaymentOfflineOverride,
+            "a card taken offline above the store's floor limit",
+        ));
+    }
+    let forward_by = now
+        + chrono::Duration::seconds(
+            i64::try_from(settings.forward_deadline_secs)
+                .unwrap_or(i64::MAX / 1000)
+                .min(10 * 365 * 86_400),
+        );
+    for t in &mut tenders {
+        if let Some(CardPayment {
+            mode: CardMode::StoredOffline { forward_by: f },
+            ..
+        }) = &mut t.card
+        {
+            *f = forward_by;
+        }
+    }
     author.authorized_by = actor.authorize_all(ctx, &needed, &terminal)?;
     let receipt = receipt_no(ctx, ident, &terminal)?;
+    let stored: Vec<(TenderId, i64)> = tenders
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.card,
+                Some(CardPayment {
+                    mode: CardMode::StoredOffline { .. },
+                    ..
+                })
+            )
+        })
+        .filter_map(|t| t.id.map(|id| (id, t.amount_minor)))
+        .collect();
     let body = FactBody::Sale(Sale {
         receipt_no: receipt,
         currency: c,
@@ -351,9 +453,33 @@ pub fn checkout(
         total_minor: total,
         change_minor: change,
     });
-    let fact = ledger::envelope(ctx, ident, terminal, at, &author, body);
+    let fact = ledger::envelope(ctx, ident, terminal.clone(), at, &author, body);
     ledger::record(ctx, &fact)?;
+    for (tender, amount) in stored {
+        let event = FactBody::Payment(PaymentEvent {
+            tender,
+            sale: fact.id,
+            receipt_no: Some(receipt_of(&fact)),
+            outcome: PaymentOutcome::StoredOffline,
+            amount_minor: amount,
+            currency: c,
+            provider_ref: None,
+            idempotency_key: None,
+            code: None,
+            message: Some(format!("stored offline; forward by {}", forward_by.to_rfc3339())),
+        });
+        let e = ledger::envelope(ctx, ident, terminal.clone(), at, &author, event);
+        ledger::record(ctx, &e)?;
+    }
     Ok(fact)
+}
+
+fn receipt_of(f: &Fact) -> String {
+    match &f.body {
+        FactBody::Sale(s) => s.receipt_no.clone(),
+        FactBody::Refund(r) => r.receipt_no.clone(),
+        _ => String::new(),
+    }
 }
 
 /// Reads a stored sale or refund fact.
@@ -479,12 +605,25 @@ pub fn refund(
         Some(t) => (t.kind, t.label.clone()),
         None => (TenderKind::Cash, None),
     };
+    if let Some(l) = &label
+        && l.chars().count() > card::MAX_LABEL_CHARS
+    {
+        return Err(SaleError::invalid(
+            "tender.label",
+            format!(
+                "at most {} characters, got {}",
+                card::MAX_LABEL_CHARS,
+                l.chars().count()
+            ),
+        ));
+    }
     let tenders = vec![Tender {
         kind,
         label,
         amount_minor: total,
-        id: None,
+        id: Some(TenderId::new()),
         card: None,
+        reference: None,
     }];
     facts::settle(&lines, &tenders, c).map_err(|e| SaleError::invalid("tender", e.to_string()))?;
     let mut author = actor.principal.author();

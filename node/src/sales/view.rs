@@ -3,6 +3,7 @@
 
 use caja_shared::facts::{Authorization, Fact, FactBody, Line, Tender, TenderKind};
 use caja_shared::money::{Currency, format_minor};
+use caja_shared::payments::{CardMode, CardPayment, PaymentOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -105,6 +106,15 @@ pub struct TenderView {
     pub label: Option<String>,
     /// Amount.
     pub amount: String,
+    /// The tender's id: shown for tokenized card tenders, whose payment events name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// An `other` tender's reference (voucher number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// A tokenized card tender's payment: how it was taken and its state now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardView>,
 }
 
 fn line_view(l: &Line, c: Currency) -> LineView {
@@ -121,6 +131,60 @@ fn line_view(l: &Line, c: Currency) -> LineView {
     }
 }
 
+/// A tokenized card tender's payment as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CardView {
+    /// `online` (authorized and captured at the till) or `stored_offline`.
+    pub mode: String,
+    /// The derived state: `stored_offline`, `forwarded`, `authorized`, `captured`,
+    /// `declined`, `voided`, `refunded` or `expired` (terminal states never go back).
+    pub state: String,
+    /// The provider's reference, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ref: Option<String>,
+    /// For a stored payment: the last moment head office may forward it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_by: Option<String>,
+    /// The provider's decline code or why it expired, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+fn card_view(p: &CardPayment) -> CardView {
+    match &p.mode {
+        CardMode::Online { provider_ref } => CardView {
+            mode: "online".into(),
+            state: PaymentOutcome::Captured.as_str().into(),
+            provider_ref: Some(provider_ref.clone()),
+            forward_by: None,
+            code: None,
+        },
+        CardMode::StoredOffline { forward_by } => CardView {
+            mode: "stored_offline".into(),
+            state: PaymentOutcome::StoredOffline.as_str().into(),
+            provider_ref: None,
+            forward_by: Some(forward_by.to_rfc3339()),
+            code: None,
+        },
+    }
+}
+
+/// Puts the projected states of the fact's card tenders (`card_payments`) into a view.
+pub fn with_card_states(v: &mut FactView, rows: &[(String, crate::store::payments::CardRow)]) {
+    for t in &mut v.tenders {
+        let (Some(id), Some(card)) = (&t.id, &mut t.card) else {
+            continue;
+        };
+        if let Some((_, r)) = rows.iter().find(|(tid, _)| tid == id) {
+            card.state = r.state.clone();
+            card.code = r.code.clone();
+            if r.provider_ref.is_some() {
+                card.provider_ref = r.provider_ref.clone();
+            }
+        }
+    }
+}
+
 fn tender_view(t: &Tender, c: Currency) -> TenderView {
     TenderView {
         kind: match t.kind {
@@ -131,6 +195,9 @@ fn tender_view(t: &Tender, c: Currency) -> TenderView {
         .into(),
         label: t.label.clone(),
         amount: format_minor(t.amount_minor, c),
+        id: t.card.as_ref().and(t.id).map(|i| i.to_string()),
+        reference: t.reference.clone(),
+        card: t.card.as_ref().map(card_view),
     }
 }
 

@@ -3,6 +3,7 @@
 //! - `schema`: tables and connection settings; `auth_schema`: the tables of `auth`.
 //! - [`audit`]: the audit log (security facts, staff and catalog changes).
 //! - [`projection`]: facts and products turned into query tables.
+//! - [`payments`]: the `card_payments` projection (card tenders' derived states).
 //! - [`facts`]: the single write path of local facts, counters and idempotency records.
 //!
 //! Every write goes through [`Db::write`]: the closure runs on the writer thread inside a
@@ -15,6 +16,7 @@
 pub mod audit;
 pub(crate) mod auth_schema;
 pub mod facts;
+pub mod payments;
 pub mod projection;
 pub(crate) mod schema;
 

@@ -113,8 +113,10 @@ pub fn project_fact(
         FactBody::StockMovement(m) => {
             stock.execute(params![id, m.sku, qty_milli(m.quantity)])?;
         }
-        FactBody::Security(_) | FactBody::Payment(_) => {}
+        FactBody::Security(_) => {}
+        FactBody::Payment(e) => super::payments::apply_event(conn, fact, e)?,
     }
+    super::payments::project_tenders(conn, fact)?;
     Ok(())
 }
 

@@ -78,6 +78,24 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body         TEXT NOT NULL,
     created_at   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS card_payments (
+    tender_id    TEXT PRIMARY KEY,
+    sale_id      TEXT NOT NULL,
+    node_id      TEXT NOT NULL,
+    receipt_no   TEXT,
+    amount_minor INTEGER NOT NULL,
+    currency     TEXT NOT NULL,
+    mode         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    forward_by   TEXT,
+    provider_ref TEXT,
+    code         TEXT,
+    message      TEXT,
+    stored_at_ms INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS card_payments_by_sale ON card_payments(sale_id);
+CREATE INDEX IF NOT EXISTS card_payments_by_state ON card_payments(state, node_id);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL

@@ -216,6 +216,7 @@ mod tests {
             amount_minor: amount,
             id: None,
             card: None,
+            reference: None,
         }
     }
 

@@ -12,8 +12,9 @@ use crate::auth::{Actor, Principal};
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
 use crate::http::idempotent::idempotent_write;
-use crate::sales::view::{FactView, view};
+use crate::sales::view::{FactView, view, with_card_states};
 use crate::sales::{self, RefundRequest, SaleRequest};
+use crate::store::payments;
 
 /// Checks out a sale. Send an `Idempotency-Key` so a retry never creates a second sale.
 #[utoipa::path(post, path = "/v1/sales", request_body = SaleRequest,
@@ -30,11 +31,34 @@ pub async fn create(
     let ident = node.identity().clone();
     let user = p.user_id.clone();
     let actor = Actor::from_request(p, &headers)?;
-    idempotent_write(&node, &user, &headers, bytes, "POST /v1/sales", move |ctx| {
-        let fact = sales::checkout(ctx, &ident, &actor, &req)?;
+    // Tokenized cards go to the provider first, on this task (never on the writer), unless
+    // the link to head office is switched off; a retry with the same Idempotency-Key
+    // derives the same tender ids, so the provider charges once.
+    let link = node.link();
+    let provider = node
+        .payment_provider()
+        .filter(|_| !link.configured() || link.enabled())
+        .filter(|_| req.tenders.iter().any(|t| t.card_token.is_some()))
+        .cloned();
+    let online = match &provider {
+        Some(p) => {
+            let seed = crate::http::body::idempotency_key(&headers)?.map(|k| format!("{user}/{k}"));
+            sales::online::charge(p, &req, ident.currency, seed.as_deref()).await?
+        }
+        None => Vec::new(),
+    };
+    let taken = online.clone();
+    let res = idempotent_write(&node, &user, &headers, bytes, "POST /v1/sales", move |ctx| {
+        let fact = sales::checkout_with(ctx, &ident, &actor, &req, &online)?;
         view(&fact).ok_or_else(|| ApiError::invalid("sale", "not a sale"))
     })
-    .await
+    .await;
+    if res.is_err()
+        && let Some(p) = &provider
+    {
+        sales::online::release(p, &taken).await;
+    }
+    res
 }
 
 /// A sale or refund by id.
@@ -44,11 +68,21 @@ pub async fn get(State(node): State<Node>, Path(id): Path<String>) -> Result<axu
     let id: FactId = id
         .parse()
         .map_err(|_| ApiError::BadParam(format!("{id:?} is not a sale id (UUID)")))?;
-    let fact = node.db().read(move |c| sales::fact_by_id(c, &id)).await?;
-    fact.as_ref()
+    let (fact, cards) = node
+        .db()
+        .read(move |c| -> Result<_, sales::SaleError> {
+            Ok((
+                sales::fact_by_id(c, &id)?,
+                payments::rows_of_sale(c, &id.to_string())?,
+            ))
+        })
+        .await?;
+    let mut v = fact
+        .as_ref()
         .and_then(view)
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("sale {id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("sale {id}")))?;
+    with_card_states(&mut v, &cards);
+    Ok(axum::Json(v))
 }
 
 /// Records a refund, with the original sale (`original_sale`) or without receipt.

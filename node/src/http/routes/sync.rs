@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::app::Node;
 use crate::http::body;
 use crate::http::error::{ApiError, Problem};
-use crate::store::StoreError;
+use crate::store::{StoreError, payments};
 
 /// `GET /v1/sync/status` response.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -43,29 +43,87 @@ pub struct SyncStatus {
     pub bytes_sent: u64,
     /// UDP bytes received from the server since the node started.
     pub bytes_received: u64,
+    /// Card payments stored offline here and not yet settled, and what the store's rules
+    /// still allow.
+    #[serde(default)]
+    pub offline_cards: OfflineCards,
+}
+
+/// Card payments stored offline at this node and not yet settled (stored, forwarded or
+/// authorized), with the acceptance window's countdown and the caps left. Amounts are
+/// minor units of the store's currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OfflineCards {
+    /// How many.
+    pub count: u64,
+    /// Their total, minor units.
+    pub amount_minor: i64,
+    /// When the acceptance window ends (RFC 3339, UTC): the first outstanding stored
+    /// payment plus the store's `window_secs`; absent when nothing is stored.
+    #[serde(default)]
+    pub window_ends_at: Option<String>,
+    /// Seconds left in the window (0 once closed); absent when nothing is stored.
+    #[serde(default)]
+    pub window_secs_left: Option<i64>,
+    /// How much more this node may store offline, minor units.
+    pub node_cap_left_minor: i64,
+    /// How much more the store's nodes together may store (as far as this node knows),
+    /// minor units.
+    pub store_cap_left_minor: i64,
+}
+
+/// Reads the offline-card figures on a read connection.
+fn offline_cards(c: &rusqlite::Connection, node: &Node) -> Result<OfflineCards, StoreError> {
+    let doc = DocId::Store {
+        store: node.identity().store.clone(),
+    };
+    let settings = caja_shared::docstore::load(c, &doc)?
+        .map(|d| caja_shared::docs::store::payment_settings(&d))
+        .unwrap_or_default();
+    let me = node.identity().node_id.to_string();
+    let (count, amount, first) = payments::outstanding(c, Some(&me))?;
+    let (_, store_amount, _) = payments::outstanding(c, None)?;
+    let window_ms = i64::try_from(settings.window_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let end = first.map(|f| f.saturating_add(window_ms));
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(OfflineCards {
+        count: count.max(0) as u64,
+        amount_minor: amount,
+        window_ends_at: end
+            .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        window_secs_left: end.map(|e| (e.saturating_sub(now) / 1000).max(0)),
+        node_cap_left_minor: (settings.node_cap_minor - amount).max(0),
+        store_cap_left_minor: (settings.store_cap_minor - store_amount).max(0),
+    })
 }
 
 /// The sync link's state.
 #[utoipa::path(get, path = "/v1/sync/status", responses((status = 200, body = SyncStatus)))]
 pub async fn status(State(node): State<Node>) -> Result<Json<SyncStatus>, ApiError> {
-    let (pending, heads, products) = node
+    let n = node.clone();
+    let (pending, heads, products, cards) = node
         .db()
-        .read(|c| -> Result<(i64, Vec<String>, i64), StoreError> {
-            let pending: i64 = c.query_row(
-                "SELECT COUNT(*) FROM facts WHERE local = 1 AND acked = 0",
-                [],
-                |r| r.get(0),
-            )?;
-            let products: i64 = c.query_row("SELECT COUNT(*) FROM products", [], |r| r.get(0))?;
-            let mut heads: Vec<String> = caja_shared::docstore::all_heads(c)
-                .map_err(StoreError::from)?
-                .into_iter()
-                .filter(|(d, _)| *d == DocId::Catalog)
-                .flat_map(|(_, h)| h.into_iter().map(|h| h.to_string()))
-                .collect();
-            heads.sort();
-            Ok((pending, heads, products))
-        })
+        .read(
+            move |c| -> Result<(i64, Vec<String>, i64, OfflineCards), StoreError> {
+                let pending: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM facts WHERE local = 1 AND acked = 0",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let products: i64 = c.query_row("SELECT COUNT(*) FROM products", [], |r| r.get(0))?;
+                let mut heads: Vec<String> = caja_shared::docstore::all_heads(c)
+                    .map_err(StoreError::from)?
+                    .into_iter()
+                    .filter(|(d, _)| *d == DocId::Catalog)
+                    .flat_map(|(_, h)| h.into_iter().map(|h| h.to_string()))
+                    .collect();
+                heads.sort();
+                Ok((pending, heads, products, offline_cards(c, &n)?))
+            },
+        )
         .await?;
     let link = node.link();
     let st = link.status();
@@ -83,6 +141,7 @@ pub async fn status(State(node): State<Node>) -> Result<Json<SyncStatus>, ApiErr
         catalog_products: products as u64,
         bytes_sent: st.bytes_sent,
         bytes_received: st.bytes_received,
+        offline_cards: cards,
     }))
 }
 
