@@ -39,12 +39,14 @@ fn card_sales(store: &str, amounts: &[i64], token: &str, forward_by_secs: i64) -
                 amount_minor: s.total_minor - amount,
                 id: None,
                 card: None,
+                reference: None,
             },
             Tender {
                 kind: TenderKind::Card,
                 label: None,
                 amount_minor: *amount,
                 id: Some(TenderId::new()),
+                reference: None,
                 card: Some(CardPayment {
                     token: token.into(),
                     mode: CardMode::StoredOffline {

@@ -76,6 +76,7 @@ mod tests {
             label: None,
             amount_minor: amount,
             id,
+            reference: None,
             card: Some(CardPayment {
                 token: token.into(),
                 mode,
