@@ -1190,11 +1190,33 @@ async fn stock_follows_receipts_sales_and_refunds() {
 // 6. Reports
 // ---------------------------------------------------------------------------------------
 
+/// A whole tender amount may be a JSON integer, as the README says (a fresh-user trial
+/// found it refused); a fractional JSON number is refused (it goes through a binary float).
+#[tokio::test]
+async fn tender_amounts_take_strings_or_whole_json_numbers() {
+    let node = spawn_node().await;
+    node.seed_catalog().await;
+    let whole = sale(
+        json!([{"sku": "BAG-1", "quantity": 1}]),
+        json!([{"kind": "cash", "amount": 1}]),
+    );
+    let w = checkout(&node, &whole).await;
+    assert_eq!(w["change"], "0.90");
+    let fractional = sale(
+        json!([{"sku": "BAG-1", "quantity": 1}]),
+        json!([{"kind": "cash", "amount": 1.5}]),
+    );
+    node.post("/v1/sales", &fractional)
+        .await
+        .problem(400, "malformed-json");
+}
+
 #[tokio::test]
 async fn daily_report_by_business_day() {
     let node = spawn_node().await;
     node.seed_catalog().await;
-    for bad in ["bad", "2024-13-01", "2024-02-30", "15/03/2024"] {
+    // `26-12-04` is a typo, not a day of the year 26 (found by a fresh-user trial).
+    for bad in ["bad", "2024-13-01", "2024-02-30", "15/03/2024", "26-12-04"] {
         let detail = node
             .get(&format!("/v1/reports/daily?date={bad}"))
             .await

@@ -141,10 +141,22 @@ pub fn settings(ctx: &Ctx<'_>, ident: &Identity) -> Result<PaymentSettings, Sale
     };
     // Read from disk (this transaction's view), never created in the writer's cache: a
     // standalone node has no store document.
-    Ok(caja_shared::docstore::load(ctx.conn, &doc)
-        .map_err(crate::store::StoreError::from)?
-        .map(|d| payment_settings(&d))
-        .unwrap_or_default())
+    Ok(settings_from(ctx.conn, &doc))
+}
+
+/// The card rules stored in `doc` (a `store/<store>` document) on `conn`; the defaults
+/// when there is none, or when it does not load from disk right now (the sync client
+/// refetches a head-office document that no longer loads): a sale or the sync status
+/// must not fail on it. The failure is logged.
+pub fn settings_from(conn: &rusqlite::Connection, doc: &DocId) -> PaymentSettings {
+    match caja_shared::docstore::load(conn, doc) {
+        Ok(Some(d)) => payment_settings(&d),
+        Ok(None) => PaymentSettings::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, %doc, "the store document does not load; using the default card rules");
+            PaymentSettings::default()
+        }
+    }
 }
 
 /// Checks a sale's card tenders taken offline against the store's rules, in this order:

@@ -145,9 +145,10 @@ pub struct TenderRequest {
     /// Label for receipts and reports (e.g. `"Ewallet"`), at most 40 characters.
     #[serde(default)]
     pub label: Option<String>,
-    /// Amount tendered, decimal string in major units (`"20.00"`), no more decimals than
-    /// the currency has.
+    /// Amount tendered, decimal string in major units (`"20.00"`; a whole number may be a
+    /// JSON integer, `20`), no more decimals than the currency has.
     #[schema(example = "20.00")]
+    #[serde(deserialize_with = "caja_shared::money::de_decimal_text")]
     pub amount: String,
     /// For a card tender: the provider token from the payment terminal (`tok_…`/`pm_…`,
     /// at most 64 characters). Absent: a card taken on a stand-alone terminal.

@@ -93,6 +93,18 @@ impl DocId {
     }
 }
 
+/// Parses a business day written `yyyy-mm-dd` with a four-digit year (chrono alone also
+/// takes `26-12-04` as the year 26, which would read a typo as a day with no trading).
+/// The form of ledger ids and of every `date`/`from`/`to` parameter.
+pub fn parse_day(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    if !shape {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -114,7 +126,7 @@ impl FromStr for DocId {
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("ledger"), Some(store), Some(date), None) => Ok(DocId::Ledger {
                 store: store.parse().map_err(|_| bad())?,
-                date: NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?,
+                date: parse_day(date).ok_or_else(bad)?,
             }),
             (Some("store"), Some(store), None, None) => Ok(DocId::Store {
                 store: store.parse().map_err(|_| bad())?,

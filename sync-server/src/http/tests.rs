@@ -173,6 +173,23 @@ async fn creates_stores_refuses_duplicates_and_bad_codes() {
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(v["code"], "uk");
     assert_eq!(v, json!({"code": "uk", "name": "United Kingdom"}));
+    // A mistyped field is refused, not ignored (found by a fresh-user trial).
+    let (s, v, ct) = app
+        .json(
+            "POST",
+            "/v1/stores",
+            json!({"code": "pt", "name": "PT", "nmae": "x"}),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "malformed-json");
+    let (s, v, ct) = app
+        .json(
+            "POST",
+            "/v1/auth/login",
+            json!({"username": "x", "password": "y", "bogus": 1}),
+        )
+        .await;
+    assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "malformed-json");
     let (s, v, _) = app
         .json("POST", "/v1/stores/uk/enrollment-codes", json!({"ttl_hours": 2}))
         .await;
@@ -478,7 +495,13 @@ async fn report_dates_are_checked() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    for bad in ["from=2024-13-01", "to=yesterday", "from=2024-02-01&to=2024-01-01"] {
+    // A two-digit year is a typo, not the year 26 (found by a fresh-user trial).
+    for bad in [
+        "from=2024-13-01",
+        "to=yesterday",
+        "from=2024-02-01&to=2024-01-01",
+        "from=26-12-04",
+    ] {
         let (s, v, ct) = read(app.call("GET", &format!("/v1/reports/sales?{bad}"), None).await).await;
         assert_problem(s, &v, &ct, StatusCode::BAD_REQUEST, "bad-request");
     }

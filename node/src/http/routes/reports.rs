@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -29,8 +28,8 @@ pub async fn daily(
     let Query(q) = q?;
     let date = match q.date.as_deref() {
         None | Some("") => chrono::Utc::now().date_naive(),
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| ApiError::BadParam(format!("date {d:?} is not YYYY-MM-DD")))?,
+        Some(d) => caja_shared::docs::parse_day(d)
+            .ok_or_else(|| ApiError::BadParam(format!("date {d:?} is not YYYY-MM-DD")))?,
     };
     let currency = node.identity().currency;
     Ok(Json(

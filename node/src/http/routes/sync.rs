@@ -77,9 +77,7 @@ fn offline_cards(c: &rusqlite::Connection, node: &Node) -> Result<OfflineCards, 
     let doc = DocId::Store {
         store: node.identity().store.clone(),
     };
-    let settings = caja_shared::docstore::load(c, &doc)?
-        .map(|d| caja_shared::docs::store::payment_settings(&d))
-        .unwrap_or_default();
+    let settings = crate::sales::card::settings_from(c, &doc);
     let me = node.identity().node_id.to_string();
     let (count, amount, first) = payments::outstanding(c, Some(&me))?;
     let (_, store_amount, _) = payments::outstanding(c, None)?;

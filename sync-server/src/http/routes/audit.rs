@@ -2,7 +2,7 @@
 //! and overrides the stores sent).
 
 use axum::extract::State;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -59,7 +59,7 @@ fn time(name: &'static str, text: Option<&str>, end_of_day: bool) -> Result<Opti
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Ok(Some(d.with_timezone(&Utc)));
     }
-    let day = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| ApiError::Invalid {
+    let day = caja_shared::docs::parse_day(t).ok_or_else(|| ApiError::Invalid {
         field: name,
         reason: format!("{t:?} is neither an RFC 3339 time nor a yyyy-mm-dd date"),
     })?;

@@ -29,6 +29,7 @@ use crate::{ServerError, SyncServer};
 
 /// Body of `POST /v1/auth/login`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginIn {
     /// Username.
     pub username: String,
@@ -39,6 +40,7 @@ pub struct LoginIn {
 
 /// Body of `POST /v1/auth/refresh`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshIn {
     /// The refresh token from the last login or refresh (single use).
     #[schema(value_type = String)]

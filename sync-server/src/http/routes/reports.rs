@@ -23,7 +23,7 @@ pub struct ReportQuery {
 fn date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     text.filter(|t| !t.is_empty())
         .map(|t| {
-            NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| {
+            caja_shared::docs::parse_day(t).ok_or_else(|| {
                 ApiError::BadRequest(format!("{name} {t:?} is not a date of the form yyyy-mm-dd"))
             })
         })

@@ -17,6 +17,7 @@ use crate::http::error::{ApiError, ApiJson, ApiJsonOrDefault, ApiPath, Problem};
 
 /// Body of `POST /v1/stores`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateStore {
     /// Store code: 1-40 characters of a-z, 0-9 and '-', not starting with '-'.
     #[schema(example = "uk")]
