@@ -10,8 +10,9 @@
 //! decline opens a reconciliation case. Provider unavailable (breaker open, timeouts,
 //! 5xx): the row goes back to `pending` with a backoff, and the drain pauses. Rows still
 //! `pending` after their `forward_by` become `Expired` (fact + case), with or without a
-//! provider. The task wakes on every ledger change (new stored sales), on its next due
-//! time, and at least every `forward_poll`; it stops on the shutdown token.
+//! provider. The task wakes when a node's changes arrive (new stored sales), on every
+//! document change head office makes, on its next due time, and at least every
+//! `forward_poll`; it stops on the shutdown token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,7 @@ impl Forwarder {
     /// Runs until `shutdown` is cancelled.
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut changes = self.hub.subscribe();
+        let wake = self.hub.forwarder_wake();
         let mut hlc = Hlc::new();
         loop {
             let wait = match self.round(&mut hlc, &shutdown).await {
@@ -81,6 +83,7 @@ impl Forwarder {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = sleep => {}
+                () = wake.notified() => {}
                 r = changes.recv() => match r {
                     Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return,

@@ -73,6 +73,7 @@ async fn step(
     touch: bool,
 ) -> Result<(Session, StepResult), String> {
     let (store, node) = (store.clone(), *node);
+    let from_node = matches!(input, Input::Frame(_));
     let (session, result, catalog_changed) = hub
         .with_core(move |core| {
             if touch {
@@ -111,6 +112,10 @@ async fn step(
         .map_err(|e| e.to_string())?;
     if catalog_changed {
         hub.changed(DocId::Catalog);
+    }
+    if from_node {
+        // Ledger changes may have brought stored-offline card payments to forward.
+        hub.wake_forwarder();
     }
     Ok((session, result))
 }

@@ -67,6 +67,9 @@ pub(crate) struct Hub {
     pub enroll_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Live connections and handshakes per remote IP address.
     pub conn_limits: Arc<crate::quic::limits::ConnLimits>,
+    /// Wakes the card forwarder when a node's ledger changes arrive (they may hold
+    /// stored-offline card payments), so forwarding starts at once, not at the next poll.
+    forward_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Core {
@@ -104,7 +107,19 @@ impl Hub {
                 options.handshakes_per_minute,
             ),
             options: Arc::new(options),
+            forward_wake: Arc::default(),
         }
+    }
+
+    /// Wakes the card forwarder (cheap; a wake with nobody waiting is kept for the next
+    /// wait).
+    pub fn wake_forwarder(&self) {
+        self.forward_wake.notify_one();
+    }
+
+    /// What the card forwarder waits on besides its timer.
+    pub fn forwarder_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.forward_wake.clone()
     }
 
     /// Registers a live, authenticated connection of `node` until the guard drops.

@@ -88,6 +88,8 @@ pub struct Chain {
     pub nodes: Vec<ChainNode>,
     /// Head office's admin (role admin, tied to no store): logs in at the admin API.
     pub hq_admin: StaffLogin,
+    /// The card provider simulator head office and the nodes use (in memory, per run).
+    pub payments: caja_payments::sim::SimServer,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -145,11 +147,20 @@ impl Chain {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // A card provider for the chain: the simulator, on its own loopback port.
+        let payments = caja_payments::sim::SimServer::start(caja_payments::sim::SimConfig::default())
+            .await
+            .context("starting the card provider simulator")?;
+        const DEMO_PROVIDER_KEY: &str = "sk_test_caja_demo";
         // Every node of this chain connects from 127.0.0.1: lift the per-address limits.
         let options = caja_sync_server::ServerOptions {
             enrollments_per_minute: 100_000,
             connections_per_ip: 100_000,
             handshakes_per_minute: 100_000,
+            payment_provider: Some(caja_sync_server::ProviderOptions::new(
+                payments.base_url(),
+                DEMO_PROVIDER_KEY,
+            )),
             ..Default::default()
         };
         let server = SyncServer::open_with(&dir.join("server"), currency, options)
@@ -278,6 +289,10 @@ impl Chain {
                     server: server_quic.to_string(),
                     ca_fingerprint: server.ca_fingerprint(),
                 }),
+                payments: caja_node::config::PaymentProviderSettings {
+                    url: Some(payments.base_url()),
+                    key: Some(DEMO_PROVIDER_KEY.to_string().into()),
+                },
                 ..NodeConfig::default()
             };
             // One process drives every store from loopback: no per-client rate limit.
@@ -325,6 +340,7 @@ impl Chain {
             server_quic,
             nodes,
             hq_admin,
+            payments,
             shutdown,
             tasks,
         })
@@ -405,6 +421,9 @@ impl Chain {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Err(e) = self.payments.stop().await {
+            tracing::warn!(error = %e, "the card provider simulator stopped with an error");
+        }
     }
 
     /// Data directory layout: where a store's node keeps its files.

@@ -1,5 +1,7 @@
 //! The synthetic demo (3 stores, one losing its link for the middle third of the
-//! trading, a head-office price change during the outage): it must finish, and its
+//! trading and taking card payments offline meanwhile, a head-office price change during
+//! the outage): it must finish, head office must forward the stored cards (one declined
+//! into the reconciliation queue), and its
 //! built-in cross-check of every node's own figures against the server's report must
 //! find no difference.
 
@@ -54,6 +56,13 @@ async fn synthetic_demo_with_an_outage_cross_checks() -> anyhow::Result<()> {
         "{report}"
     );
     ensure!(report["operations"]["refused"] == 0, "{}", report["operations"]);
+    // The offline store's four card payments: head office forwarded them once each, three
+    // captured at the provider, the declined one in the reconciliation queue.
+    ensure!(
+        report["cards"] == serde_json::json!({"captured": 3, "declined": 1, "open_cases": 1}),
+        "{}",
+        report["cards"]
+    );
 
     // A second run on the same data directory continues that chain: its report holds
     // both runs' trading (the README says so).

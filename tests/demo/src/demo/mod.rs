@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::chain::Chain;
 
+mod cards;
 mod staff;
 use crate::replay::drive::{DriveOutcome, drive};
 use crate::replay::plan::{self, Format, Op, OpLine, OpTender, ReplayPlan};
@@ -391,6 +392,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
                 && let Some(p) = plan.catalog.iter().find(|p| p.unit_price > Decimal::ZERO)
             {
                 staff::offline_override(node, p, plan.currency).await?;
+                cards::take_offline(node, p, plan.currency).await?;
             }
             let pending = node
                 .node
@@ -446,6 +448,11 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<(Chain, Value, Option<tem
         trading.as_secs_f64(),
         convergence.as_secs_f64()
     );
+    // The card scene ran only in the synthetic demo's outage: show head office forwarding
+    // the stored payments and the decline in the reconciliation queue.
+    if opts.orders.is_none() && offline.is_some() {
+        report["cards"] = cards::forwarded(&chain, Duration::from_secs(60)).await?;
+    }
     if let Some(path) = &opts.report_json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
