@@ -20,6 +20,20 @@ pub struct ReportQuery {
     pub to: Option<String>,
 }
 
+impl ReportQuery {
+    /// The days `from..=to`, each optional, checked (`yyyy-mm-dd`, `from` not after `to`).
+    fn days(&self) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiError> {
+        let from = date("from", self.from.as_deref())?;
+        let to = date("to", self.to.as_deref())?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
+        }
+        Ok((from, to))
+    }
+}
+
 fn date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     text.filter(|t| !t.is_empty())
         .map(|t| {
@@ -41,13 +55,7 @@ pub async fn sales(
     axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<axum::Json<SalesReport>, ApiError> {
-    let from = date("from", q.from.as_deref())?;
-    let to = date("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
-    }
+    let (from, to) = q.days()?;
     // A user tied to stores sees only theirs (see `Principal::scope`).
     Ok(axum::Json(
         server.sales_report_of(from, to, me.scope.clone()).await?,
@@ -67,13 +75,7 @@ pub async fn offline_payments(
     axum::Extension(me): axum::Extension<crate::http::auth::Principal>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<axum::Json<OfflinePaymentsReport>, ApiError> {
-    let from = date("from", q.from.as_deref())?;
-    let to = date("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(ApiError::BadRequest(format!("from {f} is after to {t}")));
-    }
+    let (from, to) = q.days()?;
     Ok(axum::Json(
         server.offline_payments_report(from, to, me.scope.clone()).await?,
     ))
